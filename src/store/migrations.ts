@@ -1,0 +1,101 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+
+/**
+ * One schema for every store. Migrations are written with Kysely's schema builder so the
+ * SQLite and PostgreSQL ledgers stay identical; each store runs them with Kysely's Migrator.
+ * Times are epoch milliseconds (bigint); JSON is stored as text.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyDb = Kysely<any>;
+
+export const migrations: Record<string, Migration> = {
+  '0001_ledger': {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('taskyard_tasks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('category', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('progress', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('progress_message', 'text')
+        .addColumn('tenant_id', 'text')
+        .addColumn('params', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('error', 'text')
+        .addColumn('traceback', 'text')
+        .addColumn('meta', 'text')
+        .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('queue', 'text', (c) => c.notNull())
+        .addColumn('route', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('worker', 'text')
+        .addColumn('idempotency_key', 'text')
+        .addColumn('run_at', 'bigint', (c) => c.notNull())
+        .addColumn('cancel_requested', 'text')
+        .addColumn('revoke_reason', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('finished_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // Ids are UUIDv7, so ordering by id is ordering by creation: every list index ends in id.
+      await db.schema.createIndex('taskyard_tasks_tenant').on('taskyard_tasks').columns(['tenant_id', 'id']).execute();
+      await db.schema.createIndex('taskyard_tasks_state').on('taskyard_tasks').columns(['state', 'id']).execute();
+      await db.schema.createIndex('taskyard_tasks_name').on('taskyard_tasks').columns(['name', 'id']).execute();
+      await db.schema.createIndex('taskyard_tasks_category').on('taskyard_tasks').columns(['category', 'id']).execute();
+      await db.schema
+        .createIndex('taskyard_tasks_finished')
+        .on('taskyard_tasks')
+        .column('finished_at')
+        .where(sql.ref('finished_at'), 'is not', null)
+        .execute();
+      await db.schema
+        .createIndex('taskyard_tasks_idempotency')
+        .on('taskyard_tasks')
+        .column('idempotency_key')
+        .unique()
+        .where(sql.ref('idempotency_key'), 'is not', null)
+        .execute();
+      // The queue: only waiting runs are in this index, so it stays small however big the ledger.
+      await db.schema
+        .createIndex('taskyard_tasks_waiting')
+        .on('taskyard_tasks')
+        .expression(sql`priority desc, run_at, id`)
+        .where(sql.ref('state'), 'in', ['PENDING', 'RETRY'])
+        .execute();
+
+      await db.schema
+        .createTable('taskyard_events')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('category', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('data', 'text')
+        .execute();
+      await db.schema.createIndex('taskyard_events_task').on('taskyard_events').columns(['task_id', 'seq']).execute();
+
+      // Counts by tenant, name and state, kept up to date with each commit, so statistics
+      // never scan the ledger.
+      await db.schema
+        .createTable('taskyard_counts')
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('category', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('count', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('taskyard_counts_pk', ['tenant_id', 'name', 'state'])
+        .execute();
+    },
+  },
+};
+
+/** Tenant-less runs are counted under this key, since primary keys cannot hold NULL. */
+export const NO_TENANT = '';
