@@ -173,6 +173,9 @@ export class SqliteStore implements TaskStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
+    // Checkpoints fsync; doing them less often keeps commits cheap. The WAL is bounded by the limit.
+    this.db.pragma('wal_autocheckpoint = 10000');
+    this.db.pragma('journal_size_limit = 268435456');
     this.kysely = new Kysely({ dialect: new SqliteDialect({ database: this.db }) });
     this.onCommit = options.onCommit ?? (() => {});
   }
@@ -370,14 +373,15 @@ export class SqliteStore implements TaskStore {
     return this.write(() => {
       const where: string[] = [`state IN ('PENDING', 'RETRY')`, 'run_at <= ?'];
       const values: unknown[] = [options.now];
-      if (options.queues) {
-        where.push(`queue IN (${options.queues.map(() => '?').join(', ')})`);
-        values.push(...options.queues);
-      }
-      if (options.excludeNames?.length) {
-        where.push(`name NOT IN (${options.excludeNames.map(() => '?').join(', ')})`);
-        values.push(...options.excludeNames);
-      }
+      const filter = (column: string, op: string, list: string[] | undefined) => {
+        if (!list?.length) return;
+        where.push(`${column} ${op} (${list.map(() => '?').join(', ')})`);
+        values.push(...list);
+      };
+      filter('queue', 'IN', options.queues);
+      filter('name', 'IN', options.names);
+      filter('queue', 'NOT IN', options.excludeQueues);
+      filter('name', 'NOT IN', options.excludeNames);
       const candidates = this.cached(
         `SELECT id, state FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting WHERE ${where.join(' AND ')}
          ORDER BY priority DESC, run_at, id LIMIT ?`,

@@ -43,9 +43,11 @@ export interface ClaimOptions {
   limit: number;
   now: number;
   worker: string;
-  /** Only these queues; all when absent. */
+  /** Only these queues / definitions; all when absent. */
   queues?: string[];
-  /** Definitions that are at their concurrency limit. */
+  names?: string[];
+  /** Queues and definitions that have their own concurrency limit and are claimed apart. */
+  excludeQueues?: string[];
   excludeNames?: string[];
 }
 

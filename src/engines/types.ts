@@ -1,0 +1,68 @@
+import type { TaskEvent } from '../core/events.js';
+import type { TaskRecord } from '../core/record.js';
+import type { TaskRegistry } from '../core/registry.js';
+import type { TaskStore } from '../store/types.js';
+
+export interface Logger {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+  debug(obj: unknown, msg?: string): void;
+}
+
+/** What an engine is given when it starts: the ledger, the definitions and a logger. */
+export interface EngineContext {
+  store: TaskStore;
+  registry: TaskRegistry;
+  logger: Logger;
+  /** Module that exports the task definitions, for runs outside this thread or process. */
+  tasksModule?: string;
+}
+
+export interface CancelRequest {
+  hard: boolean;
+  reason: string | null;
+}
+
+export interface ActiveRun {
+  id: string;
+  name: string;
+  params: unknown;
+  startedAt: number;
+}
+
+export interface WorkerInfo {
+  /** Celery-style worker name, e.g. `local@hostname`. */
+  name: string;
+  engine: string;
+  pid: number;
+  concurrency: number;
+  active: ActiveRun[];
+  /** Runs this worker has finished since it started. */
+  processed: number;
+  startedAt: number;
+}
+
+export interface EngineInfo {
+  workers: WorkerInfo[];
+}
+
+/**
+ * How tasks are executed. The ledger insert happens before `enqueue`; the engine then owns
+ * delivery. Modelled on Oban's engine behaviour: insert, fetch, complete/error, cancel.
+ */
+export interface Engine {
+  readonly name: string;
+  start(context: EngineContext): Promise<void>;
+  /** New runs are in the ledger; deliver them. */
+  enqueue(records: TaskRecord[]): Promise<void>;
+  /** Cancel a run that is STARTED. Returns false if this engine does not hold the run. */
+  cancelRunning(record: TaskRecord, request: CancelRequest): Promise<boolean>;
+  /** A waiting run was revoked in the ledger; forget it. */
+  forget(record: TaskRecord): Promise<void>;
+  info(): Promise<EngineInfo>;
+  /** Stop taking work; let running work finish for up to `graceMs`, then requeue the rest. */
+  stop(graceMs: number): Promise<void>;
+  /** Engines may react to committed events (e.g. a cancel requested by another process). */
+  onEvents?(events: TaskEvent[]): void;
+}

@@ -1,0 +1,20 @@
+export { defineTask } from './core/definition.js';
+export type { TaskContext, TaskDefinition, TaskOptions, AnyTaskDefinition, Route, Isolation } from './core/definition.js';
+export { TaskRegistry, type CategoryRule } from './core/registry.js';
+export {
+  TaskyardError,
+  NonRetryableError,
+  SoftTimeoutError,
+  HardTimeoutError,
+  CancelledError,
+} from './core/errors.js';
+export { TASK_STATES, LIVE_STATES, TERMINAL_STATES, isTerminal, type TaskState } from './core/states.js';
+export type { TaskRecord } from './core/record.js';
+export type { TaskEvent, TaskEventType } from './core/events.js';
+export type { RetryPolicy } from './core/retry.js';
+export { SqliteStore } from './store/sqlite.js';
+export type { TaskStore, TenantScope, ListFilter, LedgerStats } from './store/types.js';
+export { LocalEngine, type LocalEngineOptions } from './engines/local/engine.js';
+export type { Engine, EngineInfo, WorkerInfo } from './engines/types.js';
+export { Taskyard, createTaskyard } from './taskyard.js';
+export type { TaskyardOptions, SubmitOptions, SubmitRequest, Hooks, CancelOptions, Stats } from './taskyard.js';
