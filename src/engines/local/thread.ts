@@ -16,16 +16,16 @@ export interface ThreadRun {
   terminate(): void;
 }
 
-const workerUrl = new URL(`./thread-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
-
-// A .ts worker needs the TypeScript loader; under plain node with built files it does not.
-const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+// The bootstrap is plain JS so it loads under any runner; it registers the TypeScript loader
+// when the worker is a .ts file (tsx's --import does not reach worker threads on Node 20).
+const bootstrapUrl = new URL('./thread-bootstrap.mjs', import.meta.url);
+const workerEntry = new URL(`./thread-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href;
 
 /** Runs one task in its own worker thread, so a hard cancel or hard timeout can kill it. */
 export function runInThread(tasksModule: string, record: TaskRecord, sink: ContextSink): ThreadRun {
-  const worker = new Worker(workerUrl, {
-    execArgv,
+  const worker = new Worker(bootstrapUrl, {
     workerData: {
+      entry: workerEntry,
       tasksModule,
       record: { id: record.id, name: record.name, params: record.params, attempt: record.attempt, maxAttempts: record.maxAttempts, tenantId: record.tenantId },
     },

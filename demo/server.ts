@@ -1,0 +1,29 @@
+/**
+ * `npm start`: the seeds' world on the embedded default (SQLite ledger, local engine, one process).
+ */
+import { pino } from 'pino';
+import { loadConfig } from '../src/config.js';
+import { LocalEngine } from '../src/engines/local/engine.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { serve } from '../src/server.js';
+import { createTaskyard } from '../src/taskyard.js';
+import { demoPlugins } from './app.js';
+import { categoryRules, demoTasks } from './tasks/index.js';
+
+try {
+  const config = loadConfig();
+  const logger = pino({ level: config.logLevel });
+  const yard = await createTaskyard({
+    tasks: demoTasks,
+    categoryRules,
+    tasksModule: new URL('./tasks/index.ts', import.meta.url).href,
+    store: new SqliteStore({ filename: config.sqliteFile }),
+    engine: new LocalEngine({ concurrency: config.concurrency }),
+    logger,
+  });
+  logger.info(`Ledger: ${config.sqliteFile}`);
+  await serve({ yard, host: config.host, port: config.port, apiKeys: config.apiKeys, plugins: demoPlugins(yard) });
+} catch (error) {
+  console.error(`taskyard: ${(error as Error).message}`);
+  process.exit(1);
+}

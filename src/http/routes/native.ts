@@ -1,0 +1,195 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
+import { TASK_STATES } from '../../core/states.js';
+import type { SubmitRequest, Taskyard } from '../../taskyard.js';
+import { scopeOf } from '../app.js';
+import { iso, taskJson } from '../serialize.js';
+import { parseInput, queryInt, queryList, queryTime } from '../validation.js';
+
+const launchBody = z
+  .object({
+    task_type: z.string().min(1).max(200).optional(),
+    name: z.string().min(1).max(200).optional(),
+    params: z.record(z.string(), z.unknown()).default({}),
+    eta: z.union([z.string(), z.number()]).optional(),
+    countdown: z.number().min(0).max(365 * 86400).optional(),
+    priority: z.number().int().min(-1000).max(1000).optional(),
+    queue: z.string().min(1).max(100).optional(),
+    idempotency_key: z.string().min(1).max(200).optional(),
+  })
+  .refine((b) => b.task_type || b.name, { message: 'task_type is required', path: ['task_type'] });
+
+type LaunchBody = z.output<typeof launchBody>;
+
+const toSubmit = (b: LaunchBody): SubmitRequest => ({
+  name: (b.task_type ?? b.name)!,
+  params: b.params,
+  eta: b.eta,
+  countdown: b.countdown,
+  priority: b.priority,
+  queue: b.queue,
+  idempotencyKey: b.idempotency_key,
+});
+
+const cursorText = z
+  .string()
+  .max(200)
+  .transform((value, ctx) => {
+    const id = Buffer.from(value, 'base64url').toString('utf8');
+    if (!/^[0-9a-f-]{36}$/.test(id)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a cursor this API returned' });
+      return z.NEVER;
+    }
+    return id;
+  });
+
+const listQuery = z.object({
+  task_type: queryList(z.string().max(200)).optional(),
+  category: queryList(z.string().max(200)).optional(),
+  name: queryList(z.string().max(200)).optional(),
+  company_id: z.string().max(200).optional(),
+  tenant_id: z.string().max(200).optional(),
+  state: queryList(z.enum(TASK_STATES)).optional(),
+  since: queryTime.optional(),
+  until: queryTime.optional(),
+  limit: queryInt(1, 500).default(50),
+  cursor: cursorText.optional(),
+});
+
+const stopBody = z.object({
+  hard: z.boolean().default(false),
+  reason: z.string().max(1000).nullable().optional(),
+});
+
+const batchBody = z.object({ tasks: z.array(launchBody).min(1).max(1000) });
+const idParams = z.object({ task_id: z.string().min(1).max(200) });
+
+const taskIdSchema = { type: 'object', properties: { task_id: { type: 'string' } }, required: ['task_id'] } as const;
+
+/** The native and unified API (seed reconciliation-task-compatibility, plus launch). */
+export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
+  const tags = ['Tasks'];
+
+  app.get('/api/tasks', { schema: { tags, summary: 'List tasks, newest first', querystring: jsonSchemaOf(listQuery) } }, async (request) => {
+    const q = parseInput(listQuery, request.query, 'query');
+    const tenantId = q.tenant_id ?? q.company_id;
+    const page = await yard.list(
+      {
+        categories: q.task_type ?? q.category,
+        names: q.name,
+        tenantId,
+        states: q.state,
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+        cursor: q.cursor,
+      },
+      scopeOf(request),
+    );
+    const now = Date.now();
+    return {
+      tasks: page.tasks.map((t) => taskJson(t, now)),
+      count: page.tasks.length,
+      next_cursor: page.nextCursor ? Buffer.from(page.nextCursor).toString('base64url') : null,
+    };
+  });
+
+  app.post('/api/tasks', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody) } }, async (request, reply) => {
+    const body = parseInput(launchBody, request.body, 'body');
+    const [record] = await yard.launch([toSubmit(body)], scopeOf(request));
+    return reply.status(202).send(taskJson(record!));
+  });
+
+  app.post('/api/tasks/batch', { schema: { tags, summary: 'Launch many tasks (all or nothing)', body: jsonSchemaOf(batchBody) } }, async (request, reply) => {
+    const body = parseInput(batchBody, request.body, 'body');
+    const records = await yard.launch(body.tasks.map(toSubmit), scopeOf(request));
+    return reply.status(202).send({ tasks: records.map((r) => taskJson(r)), count: records.length });
+  });
+
+  app.get('/api/tasks/statistics', { schema: { tags, summary: 'Counts, durations, throughput, queue depth and workers' } }, async (request) => {
+    const stats = await yard.stats(scopeOf(request));
+    const total = Object.values(stats.byState).reduce((a, b) => a + b, 0);
+    const seconds = (ms: number | null) => (ms === null ? null : ms / 1000);
+    return {
+      total,
+      by_state: stats.byState,
+      by_category: stats.byCategory,
+      by_name: stats.byName,
+      durations: { p50_seconds: seconds(stats.durations.p50), p95_seconds: seconds(stats.durations.p95), samples: stats.durations.samples },
+      throughput: { last_minute: stats.throughput.lastMinute, last_hour: stats.throughput.lastHour, per_second: stats.throughput.perSecond },
+      queue_depth: { pending: stats.queueDepth.pending, delayed: stats.queueDepth.delayed, retry: stats.queueDepth.retry, by_queue: stats.queueDepth.byQueue },
+      // Worker details (pids, hosts, running params) are for admins only.
+      workers:
+        request.principal.role === 'admin'
+          ? stats.workers.map((w) => ({ name: w.name, engine: w.engine, pid: w.pid, concurrency: w.concurrency, active: w.active.length, processed: w.processed, started_at: iso(w.startedAt) }))
+          : undefined,
+    };
+  });
+
+  app.get('/api/tasks/types', { schema: { tags, summary: 'Task types, grouped by category' } }, async () => {
+    const byCategory = new Map<string, unknown[]>();
+    for (const d of yard.registry.all()) {
+      const category = yard.registry.categoryOf(d);
+      const list = byCategory.get(category) ?? [];
+      list.push({
+        name: d.name,
+        display_name: d.displayName,
+        description: d.description,
+        queue: d.queue,
+        route: d.route,
+        isolation: d.isolation,
+        priority: d.priority,
+        max_attempts: d.retry.attempts,
+        soft_timeout_seconds: d.softTimeoutMs === null ? null : d.softTimeoutMs / 1000,
+        hard_timeout_seconds: d.hardTimeoutMs === null ? null : d.hardTimeoutMs / 1000,
+        parameters: describeParameters(d.params),
+        params_schema: jsonSchemaOf(d.params),
+      });
+      byCategory.set(category, list);
+    }
+    return {
+      categories: [...byCategory.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([category, tasks]) => ({ category, count: tasks.length, tasks })),
+    };
+  });
+
+  app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdSchema } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    return taskJson(await yard.get(task_id, scopeOf(request)));
+  });
+
+  app.post('/api/tasks/:task_id/stop', { schema: { tags, summary: 'Cancel a task (soft or hard)', params: taskIdSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    const body = parseInput(stopBody, request.body, 'body');
+    return taskJson(await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request)));
+  });
+
+  app.post('/api/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdSchema } }, async (request, reply) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    return reply.status(202).send(taskJson(await yard.retry(task_id, scopeOf(request))));
+  });
+
+  // Seed task-system-migration-guide: the TaskManager's status and cancel routes.
+  app.get('/api/tasks/:task_id/status', { schema: { tags, summary: 'Status, result and error of a task', params: taskIdSchema } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    const r = await yard.get(task_id, scopeOf(request));
+    return {
+      task_id: r.id,
+      status: r.state,
+      progress: r.progress,
+      progress_message: r.progressMessage,
+      result: r.result,
+      error: r.error,
+      created_at: iso(r.createdAt),
+      started_at: iso(r.startedAt),
+      completed_at: iso(r.finishedAt),
+    };
+  });
+
+  app.post('/api/tasks/:task_id/cancel', { schema: { tags, summary: 'Cancel a task', params: taskIdSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    const body = parseInput(stopBody, request.body, 'body');
+    const r = await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request));
+    return { task_id: r.id, cancelled: true, status: r.state };
+  });
+}

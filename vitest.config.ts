@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    env: { TASKYARD_LOG_LEVEL: 'silent', TASKYARD_DEMO_TIME_SCALE: '0.05' },
+  },
+});
