@@ -20,6 +20,7 @@ try {
     store: new SqliteStore({ filename: config.sqliteFile }),
     engine: new LocalEngine({ concurrency: config.concurrency }),
     logger,
+    pruner: { retention: config.retention },
   });
   logger.info(`Ledger: ${config.sqliteFile}`);
   await serve({ yard, host: config.host, port: config.port, apiKeys: config.apiKeys, plugins: demoPlugins(yard) });

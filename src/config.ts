@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { toMs } from './core/duration.js';
 import { parseApiKeys, type ApiKey } from './http/auth.js';
 
 /** Settings read from the environment; the README's configuration table lists each one. */
@@ -10,6 +11,8 @@ export interface Config {
   apiKeys: ApiKey[];
   concurrency: number;
   logLevel: string;
+  /** Finished runs older than this are pruned. */
+  retention: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -24,7 +27,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: parseApiKeys(env.TASKYARD_API_KEYS),
     concurrency,
     logLevel: env.TASKYARD_LOG_LEVEL || 'info',
+    retention: retentionOf(env.TASKYARD_RETENTION),
   };
+}
+
+function retentionOf(value: string | undefined): string {
+  if (!value) return '7d';
+  toMs(value); // throws with a clear message when malformed
+  return value;
 }
 
 function sqliteFileOf(env: NodeJS.ProcessEnv): string {

@@ -10,6 +10,7 @@ import { isTerminal } from './core/states.js';
 import { revokedChange } from './engines/execution.js';
 import { LocalEngine } from './engines/local/engine.js';
 import type { Engine, EngineInfo, Logger } from './engines/types.js';
+import { Pruner, type PrunerOptions } from './maintenance/pruner.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { LedgerStats, ListFilter, TaskPage, TaskStore, TenantScope } from './store/types.js';
 
@@ -68,6 +69,8 @@ export interface TaskyardOptions {
   shutdownGraceMs?: number;
   /** How long a soft cancel waits for the run to stop before answering. */
   softCancelWaitMs?: number;
+  /** Retention of finished runs; `false` keeps everything. */
+  pruner?: PrunerOptions | false;
 }
 
 export interface CancelOptions {
@@ -88,6 +91,7 @@ export class Taskyard {
   private readonly hooks: Array<Partial<Hooks>> = [];
   private readonly options: TaskyardOptions;
   private closed = false;
+  private readonly pruner: Pruner | null;
 
   constructor(options: TaskyardOptions) {
     this.options = options;
@@ -99,6 +103,7 @@ export class Taskyard {
       new SqliteStore({ filename: join(options.dataDir ?? process.env.TASKYARD_DATA_DIR ?? 'data', 'taskyard.db') });
     this.engine = options.engine ?? new LocalEngine();
     if (options.hooks) this.hooks.push(options.hooks);
+    this.pruner = options.pruner === false ? null : new Pruner(this.store, this.logger, options.pruner);
     if (this.store instanceof SqliteStore) this.store.onCommit = (events) => this.dispatch(events);
   }
 
@@ -112,6 +117,7 @@ export class Taskyard {
         logger: this.logger,
         tasksModule: this.options.tasksModule,
       });
+      this.pruner?.start();
     }
     return this;
   }
@@ -358,6 +364,7 @@ export class Taskyard {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.pruner?.stop();
     if (this.options.execute !== false) await this.engine.stop(this.options.shutdownGraceMs ?? 10_000);
     await this.store.close();
   }
