@@ -1,7 +1,22 @@
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Taskyard } from '../src/taskyard.js';
+import { createReconciliationModule } from './reconciliation/module.js';
 
-/** The seeds' compatibility routers and the demo's own modules, mounted beside the native API. */
-export function demoPlugins(_yard: Taskyard): Array<(app: FastifyInstance) => Promise<void> | void> {
-  return [];
+export interface DemoApp {
+  /** The seeds' compatibility routers and the demo's own modules, mounted beside the native API. */
+  plugins: Array<(app: FastifyInstance) => Promise<void> | void>;
+  /** Closes the demo's own resources; call after the yard has closed. */
+  close(): Promise<void>;
+}
+
+export function createDemoApp(yard: Taskyard, options: { ledgerFile: string }): DemoApp {
+  const reconciliation = createReconciliationModule({
+    yard,
+    filename: join(dirname(options.ledgerFile), 'reconciliation.db'),
+  });
+  return {
+    plugins: [(app) => reconciliation.routes(app)],
+    close: () => reconciliation.close(),
+  };
 }

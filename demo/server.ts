@@ -7,7 +7,7 @@ import { LocalEngine } from '../src/engines/local/engine.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { serve } from '../src/server.js';
 import { createTaskyard } from '../src/taskyard.js';
-import { demoPlugins } from './app.js';
+import { createDemoApp } from './app.js';
 import { categoryRules, demoTasks } from './tasks/index.js';
 
 try {
@@ -23,7 +23,15 @@ try {
     pruner: { retention: config.retention },
   });
   logger.info(`Ledger: ${config.sqliteFile}`);
-  await serve({ yard, host: config.host, port: config.port, apiKeys: config.apiKeys, plugins: demoPlugins(yard) });
+  const demo = createDemoApp(yard, { ledgerFile: config.sqliteFile });
+  await serve({
+    yard,
+    host: config.host,
+    port: config.port,
+    apiKeys: config.apiKeys,
+    plugins: demo.plugins,
+    onClose: () => demo.close(),
+  });
 } catch (error) {
   console.error(`taskyard: ${(error as Error).message}`);
   process.exit(1);

@@ -10,6 +10,8 @@ export interface ServeOptions {
   port: number;
   apiKeys: ApiKey[];
   plugins?: AppOptions['plugins'];
+  /** Runs after the server and the yard have closed (an app's own resources). */
+  onClose?: () => Promise<void> | void;
   /** Close the server and the yard on SIGTERM/SIGINT (default true). */
   handleSignals?: boolean;
 }
@@ -53,6 +55,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     (closing ??= (async () => {
       await app.close();
       await yard.close();
+      await options.onClose?.();
     })());
   if (options.handleSignals !== false) {
     const onSignal = (signal: string) => {
