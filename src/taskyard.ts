@@ -28,6 +28,8 @@ export interface SubmitOptions {
 export interface SubmitRequest extends SubmitOptions {
   name: string;
   params?: unknown;
+  /** Free-form metadata kept on the run (e.g. why it was launched). */
+  meta?: Record<string, unknown>;
 }
 
 /** Lifecycle hooks, called after the transition is committed to the ledger. */
@@ -222,7 +224,7 @@ export class Taskyard {
       result: null,
       error: null,
       traceback: null,
-      meta: null,
+      meta: request.meta ?? null,
       attempt: 0,
       maxAttempts: definition.retry.attempts,
       priority: request.priority ?? definition.priority,

@@ -46,7 +46,7 @@ export function describeParameters(schema: z.ZodType): Record<string, ParameterI
     if (def !== undefined) info.default = def;
     const min = node.minimum ?? node.exclusiveMinimum ?? node.minLength;
     const max = node.maximum ?? node.exclusiveMaximum ?? node.maxLength;
-    if (min !== undefined) info.min = min;
+    if (min !== undefined && Math.abs(min) < Number.MAX_SAFE_INTEGER) info.min = min;
     if (max !== undefined && Math.abs(max) < Number.MAX_SAFE_INTEGER) info.max = max;
     const description = rawNode.description ?? node.description;
     if (description) info.description = description;

@@ -12,7 +12,7 @@ const STATUS: Record<ErrorCode, number> = {
 };
 
 /** Errors from the store's driver that mean "the backend is down", not "we have a bug". */
-const UNAVAILABLE = /SQLITE_BUSY|SQLITE_LOCKED|SQLITE_FULL|SQLITE_IOERR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection is closed|Store is closed/;
+const UNAVAILABLE = /SQLITE_BUSY|SQLITE_LOCKED|SQLITE_FULL|SQLITE_IOERR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection is closed|Store is closed|database connection is not open/;
 
 /**
  * One error model for every router: `{"detail": "..."}`, plus `errors` for validation.

@@ -1,0 +1,210 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { TaskRecord } from '../../core/record.js';
+import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
+import type { WorkerInfo } from '../../engines/types.js';
+import type { TenantScope } from '../../store/types.js';
+import type { Taskyard } from '../../taskyard.js';
+import { scopeOf } from '../app.js';
+import { iso } from '../serialize.js';
+import { parseInput, queryBool } from '../validation.js';
+
+/**
+ * The Celery-style API (seeds celery-tasks-api and celery-router-module), exactly as the
+ * seeds document it. Here `task_type` is the definition name. One documented fix: an unknown
+ * task id is a 404, not PENDING.
+ */
+
+const launchBody = z.object({
+  task_type: z.string().min(1).max(200),
+  params: z.record(z.string(), z.unknown()).default({}),
+  // Not in the seed; Celery's apply_async options, so delayed runs can be launched here too.
+  countdown: z.number().min(0).max(365 * 86400).optional(),
+  eta: z.union([z.string(), z.number()]).optional(),
+});
+
+const idParams = z.object({ task_id: z.string().min(1).max(200) });
+
+const revokeQuery = z.object({
+  terminate: queryBool.default(false),
+  reason: z.string().max(1000).optional(),
+});
+
+const taskIdSchema = { type: 'object', properties: { task_id: { type: 'string' } }, required: ['task_id'] } as const;
+
+/** Most delayed runs read (newest first) to build `scheduled_tasks`. */
+const SCHEDULED_SCAN_LIMIT = 1000;
+
+/** Celery's `meta` (AsyncResult.info) for each state, with Taskyard's progress added while running. */
+function metaOf(r: TaskRecord, now: number): Record<string, unknown> | null {
+  switch (r.state) {
+    case 'PENDING': {
+      const meta: Record<string, unknown> = { info: 'Task is waiting to be executed' };
+      if (r.runAt > now) meta.eta = iso(r.runAt);
+      return meta;
+    }
+    case 'STARTED':
+      return { info: 'Task is running', progress: r.progress, message: r.progressMessage };
+    case 'RETRY':
+      return {
+        info: 'Task is being retried',
+        attempt: r.attempt,
+        max_attempts: r.maxAttempts,
+        eta: iso(r.runAt),
+        last_error: r.error,
+      };
+    default:
+      return null;
+  }
+}
+
+export function celeryStatusJson(r: TaskRecord, now = Date.now()) {
+  return {
+    task_id: r.id,
+    status: r.state,
+    result: r.state === 'SUCCESS' ? r.result : null,
+    error: r.state === 'FAILURE' || r.state === 'REVOKED' ? r.error : null,
+    traceback: r.state === 'FAILURE' ? r.traceback : null,
+    meta: metaOf(r, now),
+  };
+}
+
+/** Celery's `inspect().active()` entry. `time_start` is epoch seconds, as Celery reports it. */
+function activeJson(worker: WorkerInfo, run: WorkerInfo['active'][number]) {
+  return {
+    id: run.id,
+    name: run.name,
+    type: run.name,
+    args: [],
+    kwargs: run.params,
+    hostname: worker.name,
+    time_start: run.startedAt / 1000,
+    acknowledged: true,
+    worker_pid: worker.pid,
+  };
+}
+
+/** Celery's `inspect().scheduled()` entry: the eta, the priority and the request. */
+function scheduledJson(r: TaskRecord, hostname: string) {
+  return {
+    eta: iso(r.runAt),
+    priority: r.priority,
+    request: {
+      id: r.id,
+      name: r.name,
+      type: r.name,
+      args: [],
+      kwargs: r.params,
+      hostname,
+      time_start: null,
+      acknowledged: false,
+      worker_pid: null,
+    },
+  };
+}
+
+/** Waiting runs whose time has not come yet (delayed launches and retry backoffs). */
+async function delayedRuns(yard: Taskyard, scope: TenantScope, now: number): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = [];
+  let cursor: string | undefined;
+  let scanned = 0;
+  do {
+    const page = await yard.list({ states: ['PENDING', 'RETRY'], limit: 200, cursor }, scope);
+    scanned += page.tasks.length;
+    for (const r of page.tasks) if (r.runAt > now) out.push(r);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && scanned < SCHEDULED_SCAN_LIMIT);
+  return out.sort((a, b) => a.runAt - b.runAt);
+}
+
+/** Delayed runs are not held by a worker yet; show each under the worker of its engine that will take it. */
+function hostnameFor(r: TaskRecord, workers: WorkerInfo[]): string {
+  return (workers.find((w) => w.engine === r.engine) ?? workers[0])?.name ?? `${r.engine}@unassigned`;
+}
+
+export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
+  const tags = ['Celery Tasks'];
+
+  app.get('/api/celery/tasks', { schema: { tags, summary: 'List the available tasks and their parameters' } }, async () =>
+    yard.registry.all().map((d) => ({
+      task_type: d.name,
+      name: d.name,
+      description: d.description,
+      parameters: describeParameters(d.params),
+    })),
+  );
+
+  app.post('/api/celery/tasks/launch', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody) } }, async (request) => {
+    const body = parseInput(launchBody, request.body, 'body');
+    const [record] = await yard.launch(
+      [{ name: body.task_type, params: body.params, countdown: body.countdown, eta: body.eta }],
+      scopeOf(request),
+    );
+    return {
+      task_id: record!.id,
+      task_type: record!.name,
+      status: 'PENDING',
+      message: `Task ${record!.name} launched successfully`,
+    };
+  });
+
+  app.get('/api/celery/tasks/:task_id', { schema: { tags, summary: 'Status and result of a task', params: taskIdSchema } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    return celeryStatusJson(await yard.get(task_id, scopeOf(request)));
+  });
+
+  app.delete(
+    '/api/celery/tasks/:task_id',
+    { schema: { tags, summary: 'Revoke a task (terminate=true also stops it if running)', params: taskIdSchema, querystring: jsonSchemaOf(revokeQuery) } },
+    async (request) => {
+      const { task_id } = parseInput(idParams, request.params, 'query');
+      const q = parseInput(revokeQuery, request.query, 'query');
+      const record = await yard.cancel(task_id, { hard: q.terminate, reason: q.reason ?? null }, scopeOf(request));
+      return {
+        task_id: record.id,
+        status: 'revoked',
+        terminate: q.terminate,
+        message: `Task ${record.id} has been revoked`,
+      };
+    },
+  );
+
+  app.post('/api/celery/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdSchema } }, async (request) => {
+    const { task_id } = parseInput(idParams, request.params, 'query');
+    const record = await yard.retry(task_id, scopeOf(request));
+    return {
+      task_id: record.id,
+      task_type: record.name,
+      status: 'PENDING',
+      message: `Task ${record.id} has been queued for retry`,
+    };
+  });
+
+  app.get('/api/celery/stats', { config: { role: 'admin' }, schema: { tags, summary: 'Worker and queue statistics' } }, async (request) => {
+    const scope = scopeOf(request);
+    const now = Date.now();
+    const [stats, delayed, visibleRunning] = await Promise.all([
+      yard.stats(scope),
+      delayedRuns(yard, scope, now),
+      // A tenant-scoped key sees only its own runs among the workers' active ones.
+      scope === '*' ? null : yard.list({ states: ['STARTED'], limit: 500 }, scope).then((p) => new Set(p.tasks.map((t) => t.id))),
+    ]);
+    const active_tasks: Record<string, unknown[]> = {};
+    const worker_stats: Record<string, unknown> = {};
+    for (const w of stats.workers) {
+      active_tasks[w.name] = w.active.filter((run) => !visibleRunning || visibleRunning.has(run.id)).map((run) => activeJson(w, run));
+      worker_stats[w.name] = {
+        total: w.processed,
+        pid: w.pid,
+        uptime: Math.floor((now - w.startedAt) / 1000),
+        pool: { 'max-concurrency': w.concurrency, processes: [w.pid] },
+      };
+    }
+    const scheduled_tasks: Record<string, unknown[]> = {};
+    for (const r of delayed) {
+      const host = hostnameFor(r, stats.workers);
+      (scheduled_tasks[host] ??= []).push(scheduledJson(r, host));
+    }
+    return { active_tasks, scheduled_tasks, registered_tasks: yard.registry.names(), worker_stats };
+  });
+}
