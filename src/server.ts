@@ -10,6 +10,7 @@ export interface ServeOptions {
   port: number;
   apiKeys: ApiKey[];
   plugins?: AppOptions['plugins'];
+  sse?: AppOptions['sse'];
   /** Runs after the server and the yard have closed (an app's own resources). */
   onClose?: () => Promise<void> | void;
   /** Close the server and the yard on SIGTERM/SIGINT (default true). */
@@ -39,7 +40,7 @@ export function checkProtectedMode(host: string, apiKeys: ApiKey[]): 'keys' | 'a
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const mode = checkProtectedMode(options.host, options.apiKeys);
   const { yard } = options;
-  const app = await buildApp({ yard, apiKeys: options.apiKeys, plugins: options.plugins });
+  const app = await buildApp({ yard, apiKeys: options.apiKeys, plugins: options.plugins, sse: options.sse });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -48,7 +48,7 @@ export async function startYard(options: TestYardOptions): Promise<{ yard: Tasky
 
 /** A real HTTP server on 127.0.0.1 and a random port, over a real yard. */
 export async function startServer(
-  options: TestYardOptions & { apiKeys?: ApiKey[]; plugins?: (yard: Taskyard) => AppOptions['plugins'] },
+  options: TestYardOptions & { apiKeys?: ApiKey[]; plugins?: (yard: Taskyard) => AppOptions['plugins']; sse?: AppOptions['sse'] },
 ): Promise<{ yard: Taskyard; url: string; close: () => Promise<void> }> {
   const { yard, close: closeYard } = await startYard(options);
   const server = await serve({
@@ -57,6 +57,7 @@ export async function startServer(
     port: 0,
     apiKeys: options.apiKeys ?? [],
     plugins: options.plugins?.(yard),
+    sse: options.sse ?? { heartbeatMs: 60_000 },
     handleSignals: false,
   });
   return {

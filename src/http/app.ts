@@ -7,6 +7,7 @@ import type { Taskyard } from '../taskyard.js';
 import type { TenantScope } from '../store/types.js';
 import { Authenticator, requireRole, type ApiKey, type Principal, type Role } from './auth.js';
 import { errorHandler } from './errors.js';
+import { eventRoutes } from './routes/events.js';
 import { nativeRoutes } from './routes/native.js';
 
 declare module 'fastify' {
@@ -25,6 +26,8 @@ export interface AppOptions {
   yard: Taskyard;
   apiKeys?: ApiKey[];
   logger?: Logger | boolean;
+  /** Event stream tuning: heartbeat (default 15 s) and the most events buffered for a slow client. */
+  sse?: { heartbeatMs?: number; maxPendingEvents?: number };
   /** More routers (the seeds' compatibility routers, app modules), registered after the native one. */
   plugins?: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -90,6 +93,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   await app.register(async (scoped) => nativeRoutes(scoped, options.yard));
+  await app.register(async (scoped) => eventRoutes(scoped, options.yard, options.sse));
   for (const plugin of options.plugins ?? []) await app.register(async (scoped) => plugin(scoped));
   return app;
 }
