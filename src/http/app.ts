@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TaskyardError } from '../core/errors.js';
 import type { Logger } from '../engines/types.js';
 import type { Taskyard } from '../taskyard.js';
@@ -43,6 +43,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { coerceTypes: false } },
+    // Errors Fastify answers itself (bad percent-encoding, over-long path parameters) keep our error model.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).status(error.statusCode ?? 400).send({ detail: error.message });
+    },
   });
   const auth = new Authenticator(options.apiKeys ?? []);
 
