@@ -14,6 +14,26 @@ export const fuzzRoutes: string[] = [
   '/api/tasks/{task_id}/cancel',
   '/api/tasks/statistics',
   '/api/tasks/types',
+  // Seed task-system-migration-guide triggers.
+  '/api/tasks/rating/recalculate',
+  '/api/tasks/impressions/sync',
+  '/api/tasks/cleanup/sessions',
+  // Celery-style API.
+  '/api/celery/tasks',
+  '/api/celery/tasks/launch',
+  '/api/celery/tasks/{task_id}',
+  '/api/celery/tasks/{task_id}/retry',
+  '/api/celery/stats',
+  // Company tracker and onboarding.
+  '/api/v1/companies/{company_id}/task_status',
+  '/api/v1/companies/{company_id}/onboarding/finalize',
+  // Legacy reconciliation module.
+  '/reconciliation-tasks',
+  '/reconciliation-tasks/start',
+  '/reconciliation-tasks/{id}',
+  '/reconciliation-tasks/{id}/cancel',
+  '/reconciliation-tasks/queued',
+  '/reconciliation-tasks/task_counts',
   // Served by the app itself.
   '/openapi.json',
   '/health',
