@@ -2,6 +2,7 @@
  * A small HTTP client for the native API (src/http/routes/native.ts), as the CLI needs it.
  * Every failure becomes a CliError carrying the message to print and the exit code.
  */
+import type { ParameterInfo } from '../core/schema.js';
 
 /** Exit codes: 0 success, 1 the task failed or was revoked, 2 usage, HTTP or connection errors. */
 export const EXIT_OK = 0;
@@ -59,15 +60,7 @@ export interface TaskPage {
   next_cursor: string | null;
 }
 
-export interface ParameterInfo {
-  type: string;
-  required: boolean;
-  default?: unknown;
-  min?: number;
-  max?: number;
-  description?: string;
-  enum?: unknown[];
-}
+export type { ParameterInfo };
 
 export interface TaskTypeInfo {
   name: string;
