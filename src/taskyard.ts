@@ -372,14 +372,23 @@ export class Taskyard {
   }
 }
 
+/** Latest a run may be scheduled: far enough for any real delay, near enough to be a valid date. */
+const MAX_DELAY_MS = 10 * 365 * 86_400_000;
+
 function runAtOf(request: SubmitOptions, now: number): number {
-  if (request.countdown !== undefined) return now + Math.max(0, request.countdown) * 1000;
-  if (request.eta !== undefined) {
-    const t = request.eta instanceof Date ? request.eta.getTime() : typeof request.eta === 'number' ? request.eta : Date.parse(request.eta);
-    if (!Number.isFinite(t)) throw new TaskyardError('invalid_params', `Invalid eta: ${String(request.eta)}`, [{ field: 'eta', message: 'must be an ISO date' }]);
-    return Math.max(now, t);
+  let t = now;
+  let field = 'countdown';
+  if (request.countdown !== undefined) t = now + Math.max(0, request.countdown) * 1000;
+  else if (request.eta !== undefined) {
+    field = 'eta';
+    t = request.eta instanceof Date ? request.eta.getTime() : typeof request.eta === 'number' ? request.eta : Date.parse(request.eta);
   }
-  return now;
+  if (!Number.isFinite(t) || t - now > MAX_DELAY_MS) {
+    throw new TaskyardError('invalid_params', `Invalid ${field}: must be a time within 10 years`, [
+      { field, message: 'must be an ISO date (or epoch milliseconds) within 10 years' },
+    ]);
+  }
+  return Math.max(now, t);
 }
 
 /** Creates and starts a Taskyard: SQLite ledger and local engine unless told otherwise. */

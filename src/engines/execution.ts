@@ -15,14 +15,18 @@ export interface ContextSink {
   log(message: string, data: Record<string, unknown> | undefined): void;
 }
 
-export function createContext(record: TaskRecord, signal: AbortSignal, sink: ContextSink): TaskContext {
+/** `signal` is read through a getter, so an engine can make the AbortController only when a task asks. */
+export function createContext(record: TaskRecord, signal: AbortSignal | (() => AbortSignal), sink: ContextSink): TaskContext {
+  const signalOf = typeof signal === 'function' ? signal : () => signal;
   return {
     taskId: record.id,
     name: record.name,
     attempt: record.attempt,
     maxAttempts: record.maxAttempts,
     tenantId: record.tenantId,
-    signal,
+    get signal() {
+      return signalOf();
+    },
     progress(percent, message) {
       if (!Number.isFinite(percent)) return Promise.reject(new TypeError('progress must be a number'));
       return sink.progress(Math.max(0, Math.min(100, Math.round(percent))), message);

@@ -95,6 +95,32 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Cheaper writes, measured on the embedded engine's hot path:
+   * - A task's events are chained (`prev_seq` on each event, `last_event_seq` on the task) instead
+   *   of indexed by task: every event insert paid for that index, while reading one task's events
+   *   follows the chain just as fast.
+   * - The tenant index leaves out tenant-less runs, which no tenant filter can match.
+   */
+  '0002_event_chain': {
+    async up(db: AnyDb) {
+      await db.schema.alterTable('taskyard_tasks').addColumn('last_event_seq', 'integer').execute();
+      await db.schema.alterTable('taskyard_events').addColumn('prev_seq', 'integer').execute();
+      // Link the events already there, while the task index still exists to find them.
+      await sql`UPDATE taskyard_events SET prev_seq = (SELECT max(p.seq) FROM taskyard_events p
+        WHERE p.task_id = taskyard_events.task_id AND p.seq < taskyard_events.seq)`.execute(db);
+      await sql`UPDATE taskyard_tasks SET last_event_seq = (SELECT max(e.seq) FROM taskyard_events e
+        WHERE e.task_id = taskyard_tasks.id)`.execute(db);
+      await db.schema.dropIndex('taskyard_events_task').execute();
+      await db.schema.dropIndex('taskyard_tasks_tenant').execute();
+      await db.schema
+        .createIndex('taskyard_tasks_tenant')
+        .on('taskyard_tasks')
+        .columns(['tenant_id', 'id'])
+        .where(sql.ref('tenant_id'), 'is not', null)
+        .execute();
+    },
+  },
 };
 
 /** Tenant-less runs are counted under this key, since primary keys cannot hold NULL. */

@@ -68,17 +68,17 @@ interface EventRow {
 }
 
 /** Record field -> column, for the fields a change may patch. */
-const COLUMNS: Record<string, { column: string; json?: boolean }> = {
-  progress: { column: 'progress' },
+const COLUMNS: Record<string, { column: string; json?: boolean; notNull?: boolean }> = {
+  progress: { column: 'progress', notNull: true },
   progressMessage: { column: 'progress_message' },
   result: { column: 'result', json: true },
   error: { column: 'error' },
   traceback: { column: 'traceback' },
   meta: { column: 'meta', json: true },
-  attempt: { column: 'attempt' },
+  attempt: { column: 'attempt', notNull: true },
   worker: { column: 'worker' },
-  engine: { column: 'engine' },
-  runAt: { column: 'run_at' },
+  engine: { column: 'engine', notNull: true },
+  runAt: { column: 'run_at', notNull: true },
   cancelRequested: { column: 'cancel_requested' },
   revokeReason: { column: 'revoke_reason' },
   startedAt: { column: 'started_at' },
@@ -121,6 +121,50 @@ export function rowToRecord(row: Row): TaskRecord {
   };
 }
 
+/** Every column, in Row order. Hot paths bind and read rows as arrays, which is much cheaper than objects. */
+const ROW_COLUMNS = [
+  'id', 'name', 'category', 'display_name', 'state', 'progress', 'progress_message', 'tenant_id', 'params', 'result',
+  'error', 'traceback', 'meta', 'attempt', 'max_attempts', 'priority', 'queue', 'route', 'engine', 'worker',
+  'idempotency_key', 'run_at', 'cancel_requested', 'revoke_reason', 'created_at', 'started_at', 'finished_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof Row>;
+
+function tupleToRow(t: unknown[]): Row {
+  return {
+    id: t[0], name: t[1], category: t[2], display_name: t[3], state: t[4], progress: t[5], progress_message: t[6],
+    tenant_id: t[7], params: t[8], result: t[9], error: t[10], traceback: t[11], meta: t[12], attempt: t[13],
+    max_attempts: t[14], priority: t[15], queue: t[16], route: t[17], engine: t[18], worker: t[19],
+    idempotency_key: t[20], run_at: t[21], cancel_requested: t[22], revoke_reason: t[23], created_at: t[24],
+    started_at: t[25], finished_at: t[26], updated_at: t[27],
+  } as Row;
+}
+
+/** Columns a new run from `launch` may have set; the others are empty, so its insert binds only these. */
+const FRESH_COLUMNS = [
+  'id', 'name', 'category', 'display_name', 'tenant_id', 'params', 'meta', 'max_attempts', 'priority', 'queue', 'route',
+  'engine', 'idempotency_key', 'run_at', 'created_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof Row>;
+
+const isFresh = (r: TaskRecord): boolean =>
+  r.state === 'PENDING' && r.progress === 0 && r.progressMessage === null && r.result === null && r.error === null &&
+  r.traceback === null && r.attempt === 0 && r.worker === null && r.cancelRequested === null && r.revokeReason === null &&
+  r.startedAt === null && r.finishedAt === null;
+
+function freshToTuple(r: TaskRecord): unknown[] {
+  return [
+    r.id, r.name, r.category, r.displayName, r.tenantId, JSON.stringify(r.params ?? {}), json(r.meta), r.maxAttempts,
+    r.priority, r.queue, r.route, r.engine, r.idempotencyKey, r.runAt, r.createdAt, r.updatedAt,
+  ];
+}
+
+function recordToTuple(r: TaskRecord): unknown[] {
+  return [
+    r.id, r.name, r.category, r.displayName, r.state, r.progress, r.progressMessage, r.tenantId,
+    JSON.stringify(r.params ?? {}), json(r.result), r.error, r.traceback, json(r.meta), r.attempt, r.maxAttempts,
+    r.priority, r.queue, r.route, r.engine, r.worker, r.idempotencyKey, r.runAt, r.cancelRequested, r.revokeReason,
+    r.createdAt, r.startedAt, r.finishedAt, r.updatedAt,
+  ];
+}
+
 function rowToEvent(row: EventRow): TaskEvent {
   return {
     seq: row.seq,
@@ -140,17 +184,83 @@ const SOURCES = new Map<TaskState, TaskState[]>(
   TASK_STATES.map((to) => [to, TASK_STATES.filter((from) => canTransition(from, to))]),
 );
 
+/** A change with its values checked and serialized, so applying it cannot fail halfway. */
+interface PreparedChange {
+  change: TaskChange;
+  fields: string[];
+  values: unknown[];
+  dataText: string | null;
+}
+
+function prepareChange(change: TaskChange): PreparedChange {
+  const fields = Object.keys(change.patch);
+  const values = fields.map((field) => {
+    const column = COLUMNS[field];
+    if (!column) throw new Error(`Field ${field} cannot be changed`);
+    const value = (change.patch as Record<string, unknown>)[field];
+    if (column.json) return json(value);
+    if (value === undefined || value === null) {
+      if (column.notNull) throw new Error(`Field ${field} cannot be null`);
+      return null;
+    }
+    return value;
+  });
+  return { change, fields, values, dataText: json(change.data) };
+}
+
+/** Whether `change` may apply to a task in `state`: a legal transition (or a progress update) from an allowed state. */
+function appliesTo(change: TaskChange, state: TaskState): boolean {
+  const progressOnly = change.to === state && change.event !== 'enqueued';
+  if (!progressOnly && !SOURCES.get(change.to)!.includes(state)) return false;
+  return !change.from || change.from.includes(state);
+}
+
+/**
+ * One task's events, newest first, by following the chain back from seq `?` while the
+ * previous seq is above `?`.
+ */
+const CHAIN = `WITH RECURSIVE chain(seq) AS (SELECT ? UNION ALL
+  SELECT e.prev_seq FROM taskyard_events e JOIN chain ON e.seq = chain.seq WHERE e.prev_seq > ? AND e.prev_seq < e.seq) `;
+
 type Op = () => unknown;
 interface Pending {
   op: Op;
+  /** Run under a savepoint, so a failure halfway leaves nothing behind. */
+  atomic: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
+
+/** What a transition needs to know about a task: where its row is, its state, and its fixed fields. */
+type Head = [rowid: number, state: TaskState, name: string, category: string, tenantId: string | null, lastSeq: number | null];
+
+/** A run this store moved to STARTED: enough to record its outcome without reading its row first. */
+interface ClaimedRun {
+  rowid: number;
+  name: string;
+  category: string;
+  tenantId: string | null;
+  /** The last event this store wrote for it. */
+  lastSeq: number;
+}
+
+/** More claimed runs than this and the cache is dropped (it is only a shortcut). */
+const MAX_CLAIMED = 100_000;
+
+/** Columns of an event row, in insert order. */
+const EVENT_COLUMNS = ['seq', 'prev_seq', 'task_id', 'type', 'state', 'name', 'category', 'tenant_id', 'at', 'data'];
+const EVENT_WIDTH = EVENT_COLUMNS.length;
+/** Events are inserted at commit by multi-row statements of these sizes (any count is a sum of them). */
+const EVENT_CHUNKS = [256, 64, 16, 4, 1];
 
 /**
  * The embedded ledger: one SQLite file in WAL mode. Writes are group-committed: every write
  * made in the same event-loop turn shares one transaction, which is what makes the embedded
  * engine fast. Events are handed to `onCommit` after the commit, in sequence order.
+ *
+ * A task's events form a chain (each row holds the seq of the task's previous event, the task
+ * row holds the last one), so reading one task's events needs no index on the events table,
+ * which every event insert would otherwise pay for.
  */
 export class SqliteStore implements TaskStore {
   readonly kind = 'sqlite' as const;
@@ -158,8 +268,17 @@ export class SqliteStore implements TaskStore {
   private readonly kysely: Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   private pending: Pending[] = [];
   private flushScheduled = false;
-  private committedEvents: TaskEvent[] = [];
+  private readonly commit: Database.Transaction<(batch: Pending[]) => Array<{ ok: boolean; value: unknown }>>;
+  /** Events of the open transaction, in order, and their row values; rows are written at commit. */
+  private txEvents: TaskEvent[] = [];
+  private txEventValues: unknown[] = [];
+  /** Next event seq in the open transaction; 0 until read. Seqs are known when an event is made. */
+  private nextSeq = 0;
   private countDeltas = new Map<string, number>();
+  /** Runs this store claimed and has not seen leave STARTED, by id. */
+  private claimed = new Map<string, ClaimedRun>();
+  /** Count deltas of the op being run, kept apart so a failed op leaves no trace. */
+  private opDeltas: Array<[string, number]> = [];
   private closed = false;
   onCommit: (events: TaskEvent[]) => void;
   private stmts!: ReturnType<SqliteStore['prepare']>;
@@ -167,17 +286,31 @@ export class SqliteStore implements TaskStore {
   constructor(options: SqliteStoreOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true });
     this.db = new Database(options.filename);
+    // 16 KiB pages (set before WAL, so only a new file takes it): each commit writes every page it
+    // touched as one WAL frame, and the group commits here touch a few small regions of each
+    // b-tree, so bigger pages mean far fewer frames; the b-trees are shallower too.
+    this.db.pragma('page_size = 16384');
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL: a commit survives a process crash; only an OS crash can lose the last few.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
-    // Checkpoints fsync; doing them less often keeps commits cheap. The WAL is bounded by the limit.
-    this.db.pragma('wal_autocheckpoint = 10000');
+    // Checkpoints fsync; doing them less often keeps commits cheap (4000 frames: 64 MiB of WAL).
+    // The WAL file is truncated back to the limit after a checkpoint.
+    this.db.pragma('wal_autocheckpoint = 4000');
     this.db.pragma('journal_size_limit = 268435456');
     this.kysely = new Kysely({ dialect: new SqliteDialect({ database: this.db }) });
     this.onCommit = options.onCommit ?? (() => {});
+    const commit = this.db.transaction((batch: Pending[]) => {
+      const results = batch.map((item) => this.runOp(item));
+      this.flushEvents();
+      this.flushCounts();
+      return results;
+    });
+    // IMMEDIATE: ops read before they write; taking the write lock first means another process
+    // cannot commit in between, which would make the first write fail (SQLITE_BUSY_SNAPSHOT).
+    this.commit = commit.immediate as typeof commit;
   }
 
   async migrate(): Promise<void> {
@@ -190,29 +323,38 @@ export class SqliteStore implements TaskStore {
 
   private prepare() {
     const db = this.db;
+    const eventRow = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`;
+    const eventInsert = (rows: number) =>
+      db.prepare(`INSERT INTO taskyard_events (${EVENT_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(eventRow).join(', ')}`);
     return {
-      insert: db.prepare(`INSERT INTO taskyard_tasks (id, name, category, display_name, state, progress, progress_message,
-        tenant_id, params, result, error, traceback, meta, attempt, max_attempts, priority, queue, route, engine, worker,
-        idempotency_key, run_at, cancel_requested, revoke_reason, created_at, started_at, finished_at, updated_at)
-        VALUES (@id, @name, @category, @display_name, @state, @progress, @progress_message, @tenant_id, @params, @result,
-        @error, @traceback, @meta, @attempt, @max_attempts, @priority, @queue, @route, @engine, @worker, @idempotency_key,
-        @run_at, @cancel_requested, @revoke_reason, @created_at, @started_at, @finished_at, @updated_at)
-        ON CONFLICT DO NOTHING`),
-      event: db.prepare(`INSERT INTO taskyard_events (task_id, type, state, name, category, tenant_id, at, data)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      head: db.prepare('SELECT state, name, category, tenant_id FROM taskyard_tasks WHERE id = ?'),
+      insert: db.prepare(`INSERT INTO taskyard_tasks (${ROW_COLUMNS.join(', ')}, last_event_seq)
+        VALUES (${ROW_COLUMNS.map(() => '?').join(', ')}, ?) ON CONFLICT DO NOTHING`),
+      insertFresh: db.prepare(`INSERT INTO taskyard_tasks (${FRESH_COLUMNS.join(', ')}, state, progress, attempt, last_event_seq)
+        VALUES (${FRESH_COLUMNS.map(() => '?').join(', ')}, 'PENDING', 0, 0, ?) ON CONFLICT DO NOTHING`),
+      events: new Map(EVENT_CHUNKS.map((n) => [n, eventInsert(n)])),
+      // AUTOINCREMENT: seqs are never reused, even after the newest events are pruned.
+      lastSeq: db
+        .prepare(`SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'taskyard_events'), 0),
+          coalesce((SELECT max(seq) FROM taskyard_events), 0))`)
+        .pluck(),
+      head: db.prepare('SELECT rowid, state, name, category, tenant_id, last_event_seq FROM taskyard_tasks WHERE id = ?').raw(),
+      start: db.prepare(`UPDATE taskyard_tasks SET state = 'STARTED', attempt = ?, worker = ?, started_at = ?, updated_at = ?,
+        progress = 0, progress_message = NULL, last_event_seq = ? WHERE rowid = ?`),
       get: db.prepare('SELECT * FROM taskyard_tasks WHERE id = ?'),
       byKey: db.prepare('SELECT * FROM taskyard_tasks WHERE idempotency_key = ?'),
       count: db.prepare(`INSERT INTO taskyard_counts (tenant_id, name, category, state, count) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (tenant_id, name, state) DO UPDATE SET count = count + excluded.count`),
       started: db.prepare(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED'`),
       nextRunAt: db.prepare(`SELECT min(run_at) AS t FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY')`),
+      savepoint: db.prepare('SAVEPOINT op'),
+      release: db.prepare('RELEASE op'),
+      rollback: db.prepare('ROLLBACK TO op'),
     };
   }
 
   private readonly statementCache = new Map<string, Database.Statement>();
 
-  /** Statements built from a small set of shapes (which fields a change patches) are parsed once. */
+  /** Statements built from a small set of shapes (claim filters) are parsed once. */
   private cached(text: string): Database.Statement {
     let statement = this.statementCache.get(text);
     if (!statement) {
@@ -224,10 +366,10 @@ export class SqliteStore implements TaskStore {
 
   // ---- group commit -------------------------------------------------------------------
 
-  private write<T>(op: () => T): Promise<T> {
+  private write<T>(op: () => T, atomic = false): Promise<T> {
     if (this.closed) return Promise.reject(new Error('Store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ op, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ op, atomic, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -240,34 +382,55 @@ export class SqliteStore implements TaskStore {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    const results: Array<{ ok: boolean; value: unknown }> = [];
+    let results: Array<{ ok: boolean; value: unknown }>;
     try {
-      this.db.transaction(() => {
-        for (const item of batch) {
-          try {
-            results.push({ ok: true, value: item.op() });
-          } catch (error) {
-            results.push({ ok: false, value: error });
-          }
-        }
-        this.flushCounts();
-      })();
+      results = this.commit(batch);
     } catch (error) {
       // The transaction itself failed (disk full, I/O error): nothing was written.
-      this.committedEvents = [];
+      this.txEvents = [];
+      this.txEventValues = [];
       this.countDeltas.clear();
+      this.claimed.clear();
       for (const item of batch) item.reject(error);
       return;
+    } finally {
+      this.nextSeq = 0; // another process may write before our next transaction
     }
-    const events = this.committedEvents;
-    this.committedEvents = [];
+    const events = this.txEvents;
+    this.txEvents = [];
     batch.forEach((item, i) => (results[i]!.ok ? item.resolve(results[i]!.value) : item.reject(results[i]!.value)));
     if (events.length > 0) this.onCommit(events);
   }
 
+  /**
+   * Runs one op. A failed op leaves no events or count deltas; its rows are undone by SQLite
+   * when it failed on its only statement, by the savepoint when it is atomic, and otherwise it
+   * checked everything that can fail before writing anything.
+   */
+  private runOp(item: Pending): { ok: boolean; value: unknown } {
+    const eventMark = this.txEvents.length;
+    const seqMark = this.nextSeq;
+    this.opDeltas.length = 0;
+    if (item.atomic) this.stmts.savepoint.run();
+    try {
+      const value = item.op();
+      if (item.atomic) this.stmts.release.run();
+      for (const [key, delta] of this.opDeltas) this.countDeltas.set(key, (this.countDeltas.get(key) ?? 0) + delta);
+      return { ok: true, value };
+    } catch (error) {
+      if (item.atomic) {
+        this.stmts.rollback.run();
+        this.stmts.release.run();
+      }
+      this.txEvents.length = eventMark;
+      this.txEventValues.length = eventMark * EVENT_WIDTH;
+      this.nextSeq = seqMark;
+      return { ok: false, value: error };
+    }
+  }
+
   private countDelta(tenantId: string | null, name: string, category: string, state: TaskState, delta: number): void {
-    const key = `${tenantId ?? NO_TENANT}\u0000${name}\u0000${category}\u0000${state}`;
-    this.countDeltas.set(key, (this.countDeltas.get(key) ?? 0) + delta);
+    this.opDeltas.push([`${tenantId ?? NO_TENANT}\u0000${name}\u0000${category}\u0000${state}`, delta]);
   }
 
   private flushCounts(): void {
@@ -279,8 +442,19 @@ export class SqliteStore implements TaskStore {
     this.countDeltas.clear();
   }
 
+  /** The seq the next event of this transaction gets. */
+  private peekSeq(): number {
+    if (this.nextSeq === 0) this.nextSeq = (this.stmts.lastSeq.get() as number) + 1;
+    return this.nextSeq;
+  }
+
+  /**
+   * Makes an event of the open transaction, with its seq; the row is written at commit.
+   * `prevSeq` is the task's previous event, `dataText` its data already serialized.
+   */
   private recordEvent(
     taskId: string,
+    prevSeq: number | null,
     type: TaskEventType,
     state: TaskState,
     name: string,
@@ -288,85 +462,115 @@ export class SqliteStore implements TaskStore {
     tenantId: string | null,
     at: number,
     data: Record<string, unknown> | null | undefined,
+    dataText: string | null,
   ): TaskEvent {
-    const dataText = json(data);
-    const info = this.stmts.event.run(taskId, type, state, name, category, tenantId, at, dataText);
-    const event: TaskEvent = { seq: Number(info.lastInsertRowid), taskId, type, state, name, category, tenantId, at, data: data ?? null };
-    this.committedEvents.push(event);
+    const seq = this.peekSeq();
+    this.nextSeq++;
+    const event: TaskEvent = { seq, taskId, type, state, name, category, tenantId, at, data: data ?? null };
+    this.txEvents.push(event);
+    this.txEventValues.push(seq, prevSeq, taskId, type, state, name, category, tenantId, at, dataText);
     return event;
+  }
+
+  /** Writes the transaction's events with a few multi-row INSERTs. */
+  private flushEvents(): void {
+    const values = this.txEventValues;
+    this.txEventValues = [];
+    const total = values.length / EVENT_WIDTH;
+    for (let i = 0; i < total; ) {
+      const n = EVENT_CHUNKS.find((size) => size <= total - i)!;
+      this.stmts.events.get(n)!.run(values.slice(i * EVENT_WIDTH, (i + n) * EVENT_WIDTH));
+      i += n;
+    }
   }
 
   // ---- writes ---------------------------------------------------------------------------
 
   insert(records: TaskRecord[]): Promise<TaskEvent[]> {
+    // Serialized up front: a value JSON cannot hold fails the call before anything is written.
+    let rows: Array<{ fresh: boolean; tuple: unknown[] }>;
+    try {
+      rows = records.map((r) => (isFresh(r) ? { fresh: true, tuple: freshToTuple(r) } : { fresh: false, tuple: recordToTuple(r) }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.write(() => {
       const events: TaskEvent[] = [];
-      for (const r of records) {
-        const info = this.stmts.insert.run({
-          id: r.id,
-          name: r.name,
-          category: r.category,
-          display_name: r.displayName,
-          state: r.state,
-          progress: r.progress,
-          progress_message: r.progressMessage,
-          tenant_id: r.tenantId,
-          params: JSON.stringify(r.params ?? {}),
-          result: json(r.result),
-          error: r.error,
-          traceback: r.traceback,
-          meta: json(r.meta),
-          attempt: r.attempt,
-          max_attempts: r.maxAttempts,
-          priority: r.priority,
-          queue: r.queue,
-          route: r.route,
-          engine: r.engine,
-          worker: r.worker,
-          idempotency_key: r.idempotencyKey,
-          run_at: r.runAt,
-          cancel_requested: r.cancelRequested,
-          revoke_reason: r.revokeReason,
-          created_at: r.createdAt,
-          started_at: r.startedAt,
-          finished_at: r.finishedAt,
-          updated_at: r.updatedAt,
-        });
-        if (info.changes === 0) continue; // idempotency key already used: the caller looks it up
+      records.forEach((r, i) => {
+        const { fresh, tuple } = rows[i]!;
+        tuple.push(this.peekSeq());
+        const statement = fresh ? this.stmts.insertFresh : this.stmts.insert;
+        if (statement.run(tuple).changes === 0) return; // idempotency key already used: the caller looks it up
         this.countDelta(r.tenantId, r.name, r.category, r.state, 1);
         const data = r.runAt > r.createdAt ? { eta: new Date(r.runAt).toISOString() } : null;
-        events.push(this.recordEvent(r.id, 'enqueued', r.state, r.name, r.category, r.tenantId, r.createdAt, data));
-      }
+        events.push(this.recordEvent(r.id, null, 'enqueued', r.state, r.name, r.category, r.tenantId, r.createdAt, data, json(data)));
+      });
       return events;
-    });
+    }, records.length > 1);
   }
 
   apply(changes: TaskChange[]): Promise<Array<TaskEvent | null>> {
-    return this.write(() => changes.map((change) => this.applyOne(change)));
+    // Everything that can throw is checked before the first write, so a batch applies whole.
+    let prepared: PreparedChange[];
+    try {
+      prepared = changes.map(prepareChange);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.write(() => prepared.map((change) => this.applyOne(change)));
   }
 
-  private applyOne(change: TaskChange): TaskEvent | null {
-    const head = this.stmts.head.get(change.id) as Pick<Row, 'state' | 'name' | 'category' | 'tenant_id'> | undefined;
-    if (!head) return null;
-    const progressOnly = change.to === head.state && change.event !== 'enqueued';
-    if (!progressOnly && !SOURCES.get(change.to)!.includes(head.state)) return null;
-    if (change.from && !change.from.includes(head.state)) return null;
+  private applyOne(prepared: PreparedChange): TaskEvent | null {
+    const { change, fields, values, dataText } = prepared;
     const now = Date.now();
-    const sets: string[] = ['state = ?', 'updated_at = ?'];
-    const values: unknown[] = [change.to, now];
-    for (const [field, value] of Object.entries(change.patch)) {
-      const column = COLUMNS[field];
-      if (!column) throw new Error(`Field ${field} cannot be changed`);
-      sets.push(`${column.column} = ?`);
-      values.push(column.json ? json(value) : value);
+    const seq = this.peekSeq();
+    const known = this.claimed.get(change.id);
+    if (known && appliesTo(change, 'STARTED')) {
+      // A run we claimed: one guarded UPDATE instead of reading its row first. The guard holds only
+      // if the row is still STARTED with the last event we wrote (seqs are unique, so it is this
+      // task's row); otherwise someone else moved it on, and the general path below decides.
+      const info = this.updateStatement(fields, true).run(change.to, now, seq, ...values, known.rowid, known.lastSeq);
+      if (info.changes === 1) {
+        const event = this.recordEvent(change.id, known.lastSeq, change.event, change.to, known.name, known.category, known.tenantId, now, change.data, dataText);
+        this.transitioned(change, known.tenantId, known.name, known.category, 'STARTED', seq);
+        return event;
+      }
     }
-    values.push(change.id);
-    this.cached(`UPDATE taskyard_tasks SET ${sets.join(', ')} WHERE id = ?`).run(...values);
-    if (change.to !== head.state) {
-      this.countDelta(head.tenant_id, head.name, head.category, head.state, -1);
-      this.countDelta(head.tenant_id, head.name, head.category, change.to, 1);
+    const head = this.stmts.head.get(change.id) as Head | undefined;
+    if (!head) return null;
+    const [rowid, state, name, category, tenantId, lastSeq] = head;
+    if (!appliesTo(change, state)) return null;
+    this.updateStatement(fields, false).run(change.to, now, seq, ...values, rowid);
+    const event = this.recordEvent(change.id, lastSeq, change.event, change.to, name, category, tenantId, now, change.data, dataText);
+    this.transitioned(change, tenantId, name, category, state, seq);
+    return event;
+  }
+
+  /** Bookkeeping after a change applied: counts, and the claimed-run cache. */
+  private transitioned(change: TaskChange, tenantId: string | null, name: string, category: string, from: TaskState, seq: number): void {
+    if (change.to !== from) {
+      this.countDelta(tenantId, name, category, from, -1);
+      this.countDelta(tenantId, name, category, change.to, 1);
     }
-    return this.recordEvent(change.id, change.event, change.to, head.name, head.category, head.tenant_id, now, change.data);
+    const known = this.claimed.get(change.id);
+    if (!known) return;
+    if (change.to === 'STARTED') known.lastSeq = seq;
+    else this.claimed.delete(change.id);
+  }
+
+  private readonly updates = new Map<string, Database.Statement>();
+
+  /** The UPDATE for a patch shape (which fields it sets), parsed once per shape. */
+  private updateStatement(fields: string[], guarded: boolean): Database.Statement {
+    const key = `${guarded}:${fields.join()}`;
+    let statement = this.updates.get(key);
+    if (!statement) {
+      const sets = ['state = ?', 'updated_at = ?', 'last_event_seq = ?', ...fields.map((field) => `${COLUMNS[field]!.column} = ?`)];
+      const guard = guarded ? ` AND state = 'STARTED' AND last_event_seq = ?` : '';
+      statement = this.db.prepare(`UPDATE taskyard_tasks SET ${sets.join(', ')} WHERE rowid = ?${guard}`);
+      this.updates.set(key, statement);
+    }
+    return statement;
   }
 
   claim(options: ClaimOptions): Promise<TaskRecord[]> {
@@ -382,22 +586,33 @@ export class SqliteStore implements TaskStore {
       filter('name', 'IN', options.names);
       filter('queue', 'NOT IN', options.excludeQueues);
       filter('name', 'NOT IN', options.excludeNames);
+      // Whole rows as arrays, then a plain UPDATE each: far cheaper than UPDATE ... RETURNING *.
       const candidates = this.cached(
-        `SELECT id, state FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting WHERE ${where.join(' AND ')}
-         ORDER BY priority DESC, run_at, id LIMIT ?`,
-      ).all(...values, options.limit) as Array<Pick<Row, 'id' | 'state'>>;
-      const start = this.cached(
-        `UPDATE taskyard_tasks SET state = 'STARTED', attempt = attempt + 1, worker = ?, started_at = ?, updated_at = ?,
-           progress = 0, progress_message = NULL WHERE id = ? RETURNING *`,
-      );
-      return candidates.map(({ id, state }) => {
-        const row = start.get(options.worker, options.now, options.now, id) as Row;
-        this.countDelta(row.tenant_id, row.name, row.category, state, -1);
+        `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
+         WHERE ${where.join(' AND ')} ORDER BY priority DESC, run_at, id LIMIT ?`,
+      )
+        .raw()
+        .all(...values, options.limit) as unknown[][];
+      const { worker, now } = options;
+      if (this.claimed.size + candidates.length > MAX_CLAIMED) this.claimed.clear();
+      return candidates.map((tuple) => {
+        const row = tupleToRow(tuple);
+        const [rowid, lastSeq] = tuple.slice(ROW_COLUMNS.length) as [number, number | null];
+        const from = row.state;
+        row.state = 'STARTED';
+        row.attempt += 1;
+        row.worker = worker;
+        row.started_at = now;
+        row.updated_at = now;
+        row.progress = 0;
+        row.progress_message = null;
+        const seq = this.peekSeq();
+        this.stmts.start.run(row.attempt, worker, now, now, seq, rowid);
+        this.countDelta(row.tenant_id, row.name, row.category, from, -1);
         this.countDelta(row.tenant_id, row.name, row.category, 'STARTED', 1);
-        this.recordEvent(row.id, 'started', 'STARTED', row.name, row.category, row.tenant_id, options.now, {
-          attempt: row.attempt,
-          worker: options.worker,
-        });
+        const data = { attempt: row.attempt, worker };
+        this.recordEvent(row.id, lastSeq, 'started', 'STARTED', row.name, row.category, row.tenant_id, now, data, JSON.stringify(data));
+        this.claimed.set(row.id, { rowid, name: row.name, category: row.category, tenantId: row.tenant_id, lastSeq: seq });
         return rowToRecord(row);
       });
     });
@@ -405,19 +620,17 @@ export class SqliteStore implements TaskStore {
 
   prune(before: number, limit: number): Promise<number> {
     return this.write(() => {
-      const rows = this.db
-        .prepare(
-          `DELETE FROM taskyard_tasks WHERE id IN (SELECT id FROM taskyard_tasks WHERE finished_at IS NOT NULL AND finished_at < ?
-             AND state IN ('SUCCESS', 'FAILURE', 'REVOKED') LIMIT ?) RETURNING id, name, category, state, tenant_id`,
-        )
-        .all(before, limit) as Array<Pick<Row, 'id' | 'name' | 'category' | 'state' | 'tenant_id'>>;
-      const del = this.db.prepare('DELETE FROM taskyard_events WHERE task_id = ?');
+      const rows = this.cached(
+        `DELETE FROM taskyard_tasks WHERE id IN (SELECT id FROM taskyard_tasks WHERE finished_at IS NOT NULL AND finished_at < ?
+           AND state IN ('SUCCESS', 'FAILURE', 'REVOKED') LIMIT ?) RETURNING name, category, state, tenant_id, last_event_seq`,
+      ).all(before, limit) as Array<Pick<Row, 'name' | 'category' | 'state' | 'tenant_id'> & { last_event_seq: number | null }>;
+      const deleteChain = this.cached(`DELETE FROM taskyard_events WHERE seq IN (${CHAIN}SELECT seq FROM chain)`);
       for (const row of rows) {
-        del.run(row.id);
+        deleteChain.run(row.last_event_seq, 0);
         this.countDelta(row.tenant_id, row.name, row.category, row.state, -1);
       }
       return rows.length;
-    });
+    }, true);
   }
 
   // ---- reads ----------------------------------------------------------------------------
@@ -501,17 +714,34 @@ export class SqliteStore implements TaskStore {
   }
 
   async events(query: EventQuery, scope: TenantScope): Promise<TaskEvent[]> {
+    if (scope !== '*' && scope.length === 0) return [];
+    if (query.taskId) return this.taskEvents({ ...query, taskId: query.taskId }, scope);
     let q = this.kysely.selectFrom('taskyard_events').selectAll().where('seq', '>', query.afterSeq);
-    if (scope !== '*') {
-      if (scope.length === 0) return [];
-      q = q.where('tenant_id', 'in', [...scope]);
-    }
-    if (query.taskId) q = q.where('task_id', '=', query.taskId);
+    if (scope !== '*') q = q.where('tenant_id', 'in', [...scope]);
     if (query.tenantId) q = q.where('tenant_id', '=', query.tenantId);
     if (query.name) q = q.where('name', '=', query.name);
     if (query.category) q = q.where('category', '=', query.category);
     const rows = (await q.orderBy('seq').limit(query.limit).execute()) as EventRow[];
     return rows.map(rowToEvent);
+  }
+
+  /** One task's events: the chain from the task's last event back to `afterSeq`, in seq order. */
+  private taskEvents(query: EventQuery & { taskId: string }, scope: TenantScope): TaskEvent[] {
+    const last = this.db.prepare('SELECT last_event_seq FROM taskyard_tasks WHERE id = ?').pluck().get(query.taskId) as number | null | undefined;
+    if (last === undefined || last === null || last <= query.afterSeq) return [];
+    const rows = this.db
+      .prepare(`${CHAIN}SELECT e.* FROM taskyard_events e JOIN chain ON e.seq = chain.seq WHERE e.seq > ? ORDER BY e.seq LIMIT ?`)
+      .all(last, query.afterSeq, query.afterSeq, query.limit) as EventRow[];
+    // The other filters are the task's own fields: they keep all of its events or none.
+    return rows
+      .filter(
+        (row) =>
+          inScope(row.tenant_id, scope) &&
+          (!query.tenantId || row.tenant_id === query.tenantId) &&
+          (!query.name || row.name === query.name) &&
+          (!query.category || row.category === query.category),
+      )
+      .map(rowToEvent);
   }
 
   async close(): Promise<void> {

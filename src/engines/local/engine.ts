@@ -2,9 +2,10 @@ import { hostname } from 'node:os';
 import type { AnyTaskDefinition } from '../../core/definition.js';
 import { CancelledError, HardTimeoutError, NonRetryableError, SoftTimeoutError } from '../../core/errors.js';
 import type { TaskRecord } from '../../core/record.js';
-import type { TaskChange } from '../../store/types.js';
+import type { ClaimOptions, TaskChange } from '../../store/types.js';
 import {
   createContext,
+  errorText,
   logChange,
   outcomeChange,
   progressChange,
@@ -28,12 +29,16 @@ export interface LocalEngineOptions {
 interface Run {
   record: TaskRecord;
   definition: AnyTaskDefinition | undefined;
-  controller: AbortController;
+  /** Made on first use of `ctx.signal`: most runs never look at it. */
+  controller: AbortController | null;
+  /** An abort that came before anyone asked for the signal; the signal starts aborted with it. */
+  abortReason: unknown;
+  aborted: boolean;
   thread: ThreadRun | null;
   softCancel: CancelRequest | null;
   /** Set once the ledger outcome is decided; a late result of an abandoned run is discarded. */
   settled: boolean;
-  timers: NodeJS.Timeout[];
+  timers: NodeJS.Timeout[] | null;
 }
 
 /**
@@ -51,6 +56,10 @@ export class LocalEngine implements Engine {
   private readonly running = new Map<string, Run>();
   private pumping = false;
   private pumpAgain = false;
+  private cycleScheduled = false;
+  /** Outcomes decided in this event-loop turn, recorded with one apply (one commit) per turn. */
+  private outcomes: Array<{ run: Run; change: TaskChange }> = [];
+  private readonly outcomeWrites = new Set<Promise<unknown>>();
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | null = null;
   private processed = 0;
@@ -97,13 +106,56 @@ export class LocalEngine implements Engine {
     return this.ctx.registry.has(record.name) ? this.ctx.registry.get(record.name) : undefined;
   }
 
+  /**
+   * Runs one cycle at the end of this event-loop turn: the outcomes decided in the turn are
+   * written with one apply, then free slots are claimed. Both calls are made in the same turn,
+   * so the store group-commits them together: one transaction per cycle, however many runs.
+   */
   private schedulePump(): void {
+    // Not started (an API-only process): runs wait in the ledger for an engine that is.
+    if (!this.ctx || this.cycleScheduled) return;
+    this.cycleScheduled = true;
+    setImmediate(this.cycle);
+  }
+
+  private readonly cycle = (): void => {
+    this.cycleScheduled = false;
+    this.flushOutcomes();
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
     this.pumping = true;
-    setImmediate(() => void this.pump());
+    void this.pump();
+  };
+
+  private flushOutcomes(): Promise<unknown> | null {
+    if (this.outcomes.length === 0) return null;
+    const outcomes = this.outcomes;
+    this.outcomes = [];
+    const write: Promise<unknown> = this.ctx.store
+      .apply(outcomes.map((o) => o.change))
+      .catch(() => Promise.all(outcomes.map((o) => this.recordAlone(o.run, o.change))))
+      .finally(() => this.outcomeWrites.delete(write));
+    this.outcomeWrites.add(write);
+    return write;
+  }
+
+  /** After a batch was refused, each outcome on its own, so one bad change cannot hold back the rest. */
+  private async recordAlone(run: Run, change: TaskChange): Promise<void> {
+    try {
+      await this.ctx.store.apply([change]);
+    } catch (error) {
+      if (change.event !== 'succeeded') {
+        this.ctx.logger.error({ err: error, taskId: change.id }, 'could not record the outcome');
+        return;
+      }
+      // The result cannot be stored (e.g. it is not JSON): the run fails instead of staying STARTED.
+      const failure = new NonRetryableError(`The result could not be stored: ${errorText(error).message}`);
+      await this.ctx.store
+        .apply([outcomeChange(run.record, run.definition, { ok: false, error: failure })])
+        .catch((err) => this.ctx.logger.error({ err, taskId: change.id }, 'could not record the outcome'));
+    }
   }
 
   private async pump(): Promise<void> {
@@ -129,39 +181,42 @@ export class LocalEngine implements Engine {
     let free = this.concurrency - this.running.size;
     if (free <= 0) return [];
     const now = Date.now();
-    const store = this.ctx.store;
-    const activeBy = (key: (r: Run) => string, value: string) => {
-      let n = 0;
-      for (const run of this.running.values()) if (key(run) === value) n++;
-      return n;
+    const claimed: TaskRecord[] = [];
+    const take = async (room: number, filter: Pick<ClaimOptions, 'queues' | 'names' | 'excludeQueues' | 'excludeNames'>) => {
+      if (room <= 0 || free <= 0) return [];
+      const got = await this.ctx.store.claim({ limit: Math.min(room, free), now, worker: this.workerName, ...filter });
+      claimed.push(...got);
+      free -= got.length;
+      return got;
     };
     const limitedQueues = Object.keys(this.queueLimits);
-    const limitedNames = this.ctx.registry.all().filter((d) => d.concurrency !== null);
-    const claimed: TaskRecord[] = [];
-    for (const queue of limitedQueues) {
-      const room = Math.min(free, this.queueLimits[queue]! - activeBy((r) => r.record.queue, queue));
-      if (room <= 0) continue;
-      const got = await store.claim({ limit: room, now, worker: this.workerName, queues: [queue], excludeNames: limitedNames.map((d) => d.name) });
-      claimed.push(...got);
-      free -= got.length;
+    const limitedDefinitions = this.ctx.registry.all().filter((d) => d.concurrency !== null);
+    if (limitedQueues.length === 0 && limitedDefinitions.length === 0) {
+      await take(free, {});
+      return claimed;
     }
-    for (const definition of limitedNames) {
-      const room = Math.min(free, definition.concurrency! - activeBy((r) => r.record.name, definition.name));
-      if (room <= 0) continue;
-      const got = await store.claim({ limit: room, now, worker: this.workerName, names: [definition.name] });
-      claimed.push(...got);
-      free -= got.length;
+    // Runs per queue and per definition, running or just claimed, against the limits.
+    const byQueue = new Map<string, number>();
+    const byName = new Map<string, number>();
+    const count = (records: Iterable<TaskRecord>) => {
+      for (const { queue, name } of records) {
+        byQueue.set(queue, (byQueue.get(queue) ?? 0) + 1);
+        byName.set(name, (byName.get(name) ?? 0) + 1);
+      }
+    };
+    count([...this.running.values()].map((run) => run.record));
+    const queueRoom = (queue: string) => this.queueLimits[queue]! - (byQueue.get(queue) ?? 0);
+    const nameRoom = (d: AnyTaskDefinition) => d.concurrency! - (byName.get(d.name) ?? 0);
+    const limitedNames = limitedDefinitions.map((d) => d.name);
+    for (const queue of limitedQueues) count(await take(queueRoom(queue), { queues: [queue], excludeNames: limitedNames }));
+    // A definition with its own limit in a limited queue: both limits hold, the tighter wins.
+    for (const definition of limitedDefinitions) {
+      for (const queue of limitedQueues) {
+        count(await take(Math.min(nameRoom(definition), queueRoom(queue)), { names: [definition.name], queues: [queue] }));
+      }
+      count(await take(nameRoom(definition), { names: [definition.name], excludeQueues: limitedQueues }));
     }
-    if (free > 0) {
-      const got = await store.claim({
-        limit: free,
-        now,
-        worker: this.workerName,
-        excludeQueues: limitedQueues,
-        excludeNames: limitedNames.map((d) => d.name),
-      });
-      claimed.push(...got);
-    }
+    await take(free, { excludeQueues: limitedQueues, excludeNames: limitedNames });
     return claimed;
   }
 
@@ -179,7 +234,7 @@ export class LocalEngine implements Engine {
 
   private startRun(record: TaskRecord): void {
     const definition = this.definitionOf(record);
-    const run: Run = { record, definition, controller: new AbortController(), thread: null, softCancel: null, settled: false, timers: [] };
+    const run: Run = { record, definition, controller: null, abortReason: undefined, aborted: false, thread: null, softCancel: null, settled: false, timers: null };
     this.running.set(record.id, run);
     if (!definition) {
       this.settle(run, { ok: false, error: new NonRetryableError(`Task type ${record.name} is not registered in this process`) });
@@ -197,11 +252,11 @@ export class LocalEngine implements Engine {
     };
     if (definition.softTimeoutMs !== null) {
       const ms = definition.softTimeoutMs;
-      run.timers.push(setTimeout(() => this.abort(run, new SoftTimeoutError(ms)), ms));
+      (run.timers ??= []).push(setTimeout(() => this.abort(run, new SoftTimeoutError(ms)), ms));
     }
     if (definition.hardTimeoutMs !== null) {
       const ms = definition.hardTimeoutMs;
-      run.timers.push(
+      (run.timers ??= []).push(
         setTimeout(() => {
           const error = new HardTimeoutError(ms);
           this.abort(run, error);
@@ -219,8 +274,13 @@ export class LocalEngine implements Engine {
         promise = run.thread.promise;
       }
     } else {
-      const context = createContext(record, run.controller.signal, sink);
-      promise = (async () => definition.run(record.params, context))();
+      const context = createContext(record, () => this.signalOf(run), sink);
+      // A synchronous throw is a failed run, like a rejection.
+      try {
+        promise = Promise.resolve(definition.run(record.params, context));
+      } catch (error) {
+        promise = Promise.reject(error);
+      }
     }
     promise.then(
       (result) => this.settle(run, { ok: true, result }),
@@ -228,8 +288,21 @@ export class LocalEngine implements Engine {
     );
   }
 
+  private signalOf(run: Run): AbortSignal {
+    if (!run.controller) {
+      run.controller = new AbortController();
+      if (run.aborted) run.controller.abort(run.abortReason);
+    }
+    return run.controller.signal;
+  }
+
   private abort(run: Run, reason: unknown): void {
-    if (!run.controller.signal.aborted) run.controller.abort(reason);
+    // The first reason wins, as with AbortController.
+    if (!run.aborted) {
+      run.aborted = true;
+      run.abortReason = reason;
+      run.controller?.abort(reason);
+    }
     run.thread?.abort(reason);
   }
 
@@ -242,17 +315,14 @@ export class LocalEngine implements Engine {
   private finish(run: Run, change: TaskChange): void {
     if (run.settled) return;
     run.settled = true;
-    for (const timer of run.timers) clearTimeout(timer);
+    if (run.timers) for (const timer of run.timers) clearTimeout(timer);
     this.processed++;
     this.running.delete(run.record.id);
-    // Queued before the next claim, so the outcome and the claim that refills the slot share a commit.
-    this.ctx.store
-      .apply([change])
-      .catch((error) => this.ctx.logger.error({ err: error, taskId: run.record.id }, 'could not record the outcome'))
-      .finally(() => {
-        if (this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-      });
+    // Recorded by the next cycle, together with every other outcome of this turn and the claim
+    // that refills the slots: one commit.
+    this.outcomes.push({ run, change });
     this.schedulePump();
+    if (this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   async cancelRunning(record: TaskRecord, request: CancelRequest): Promise<boolean> {
@@ -264,6 +334,8 @@ export class LocalEngine implements Engine {
       this.abort(run, reason);
       run.thread?.terminate();
       this.finish(run, revokedChange(run.record, request.reason, true));
+      // Answer once REVOKED is committed, so the caller reads it back.
+      await this.flushOutcomes();
     } else {
       run.softCancel = request;
       this.abort(run, reason);
@@ -302,11 +374,14 @@ export class LocalEngine implements Engine {
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
     }
+    // Outcomes already decided are written before anything is requeued.
+    this.flushOutcomes();
+    await Promise.all(this.outcomeWrites);
     const leftovers = [...this.running.values()].filter((r) => !r.settled);
     if (leftovers.length === 0) return;
     const changes: TaskChange[] = leftovers.map((run) => {
       run.settled = true;
-      for (const timer of run.timers) clearTimeout(timer);
+      if (run.timers) for (const timer of run.timers) clearTimeout(timer);
       this.abort(run, new Error('Worker shutting down'));
       run.thread?.terminate();
       // Back in the queue, as if this attempt never started.
