@@ -203,6 +203,7 @@ function prepareChange(change: TaskChange): PreparedChange {
       if (column.notNull) throw new Error(`Field ${field} cannot be null`);
       return null;
     }
+    if (typeof value !== 'string' && typeof value !== 'number') throw new Error(`Field ${field} must be a string or a number`);
     return value;
   });
   return { change, fields, values, dataText: json(change.data) };
@@ -487,24 +488,19 @@ export class SqliteStore implements TaskStore {
   // ---- writes ---------------------------------------------------------------------------
 
   insert(records: TaskRecord[]): Promise<TaskEvent[]> {
-    // Serialized up front: a value JSON cannot hold fails the call before anything is written.
-    let rows: Array<{ fresh: boolean; tuple: unknown[] }>;
-    try {
-      rows = records.map((r) => (isFresh(r) ? { fresh: true, tuple: freshToTuple(r) } : { fresh: false, tuple: recordToTuple(r) }));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    // Atomic when there are several: a record that fails (e.g. params JSON cannot hold) undoes the others.
     return this.write(() => {
       const events: TaskEvent[] = [];
-      records.forEach((r, i) => {
-        const { fresh, tuple } = rows[i]!;
+      for (const r of records) {
+        const fresh = isFresh(r);
+        const tuple = fresh ? freshToTuple(r) : recordToTuple(r);
         tuple.push(this.peekSeq());
         const statement = fresh ? this.stmts.insertFresh : this.stmts.insert;
-        if (statement.run(tuple).changes === 0) return; // idempotency key already used: the caller looks it up
+        if (statement.run(tuple).changes === 0) continue; // idempotency key already used: the caller looks it up
         this.countDelta(r.tenantId, r.name, r.category, r.state, 1);
         const data = r.runAt > r.createdAt ? { eta: new Date(r.runAt).toISOString() } : null;
         events.push(this.recordEvent(r.id, null, 'enqueued', r.state, r.name, r.category, r.tenantId, r.createdAt, data, json(data)));
-      });
+      }
       return events;
     }, records.length > 1);
   }
