@@ -106,7 +106,7 @@ export class Taskyard {
     this.engine = options.engine ?? new LocalEngine();
     if (options.hooks) this.hooks.push(options.hooks);
     this.pruner = options.pruner === false ? null : new Pruner(this.store, this.logger, options.pruner);
-    if (this.store instanceof SqliteStore) this.store.onCommit = (events) => this.dispatch(events);
+    this.store.onCommit = (events) => this.dispatch(events);
   }
 
   /** Opens the ledger (running migrations) and starts the engine. */

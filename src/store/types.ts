@@ -72,6 +72,8 @@ export interface EventQuery {
 
 export interface TaskStore {
   readonly kind: 'sqlite' | 'postgres';
+  /** Receives every committed event, in sequence order, once; the runtime fans them out. */
+  onCommit: (events: TaskEvent[]) => void;
   migrate(): Promise<void>;
   /** Writes new PENDING records and their `enqueued` events, group-committed. */
   insert(records: TaskRecord[]): Promise<TaskEvent[]>;
