@@ -9,6 +9,7 @@ import demoTasksDefault, { categoryRules, demoTasks } from '../demo/tasks/index.
 import { ONBOARDING_TASKS } from '../demo/tasks/onboarding.js';
 import { periodOf } from '../demo/tasks/sii.js';
 import { sleep, timeScale } from '../demo/tasks/time.js';
+import { withTimeScale } from './helpers.js';
 
 // Unit tests of the demo's pure logic: runs are called directly with a fake context.
 process.env.TASKYARD_DEMO_TIME_SCALE = '0.001';
@@ -50,15 +51,6 @@ async function run(name: string, input: unknown = {}) {
   return result as Record<string, any>;
 }
 
-const withScale = async <T>(scale: string, fn: () => Promise<T>): Promise<T> => {
-  const previous = process.env.TASKYARD_DEMO_TIME_SCALE;
-  process.env.TASKYARD_DEMO_TIME_SCALE = scale;
-  try {
-    return await fn();
-  } finally {
-    process.env.TASKYARD_DEMO_TIME_SCALE = previous;
-  }
-};
 
 describe('demo companies', () => {
   it('finds companies by string or number id', () => {
@@ -73,7 +65,7 @@ describe('demo companies', () => {
 describe('time', () => {
   it('reads the scale at call time and falls back to 1', async () => {
     for (const [value, expected] of [['0.5', 0.5], ['abc', 1], ['0', 1], ['-2', 1], ['', 1]] as const) {
-      expect(await withScale(value, async () => timeScale())).toBe(expected);
+      expect(await withTimeScale(value, async () => timeScale())).toBe(expected);
     }
     expect(timeScale()).toBe(0.001);
   });
@@ -84,7 +76,7 @@ describe('time', () => {
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
 
     const reason = new Error('stop');
-    const pending = withScale('1', async () => sleep(60_000, controller.signal));
+    const pending = withTimeScale('1', async () => sleep(60_000, controller.signal));
     setTimeout(() => controller.abort(reason), 5);
     await expect(pending).rejects.toBe(reason);
     await expect(sleep(1, controller.signal)).rejects.toBe(reason);
@@ -256,7 +248,7 @@ describe('failures', () => {
   });
 
   it('aborting the signal stops a long run promptly', async () => {
-    await withScale('1', async () => {
+    await withTimeScale('1', async () => {
       const d = task('sync_sii_documents_full_history_task'); // 8 s at scale 1
       const controller = new AbortController();
       const reason = new Error('cancelled');

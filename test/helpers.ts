@@ -107,3 +107,14 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Runs `fn` with the demo's simulated time scaled (e.g. stretched so a run stays in flight). */
+export async function withTimeScale<T>(scale: string, fn: () => Promise<T>): Promise<T> {
+  const previous = process.env.TASKYARD_DEMO_TIME_SCALE;
+  process.env.TASKYARD_DEMO_TIME_SCALE = scale;
+  try {
+    return await fn();
+  } finally {
+    process.env.TASKYARD_DEMO_TIME_SCALE = previous;
+  }
+}

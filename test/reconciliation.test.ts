@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconciliationModule, type ReconciliationModule } from '../demo/reconciliation/module.js';
 import { categoryRules, demoTasks } from '../demo/tasks/index.js';
-import { eventually, http, startServer, tempDir } from './helpers.js';
+import { eventually, http, startServer, tempDir, withTimeScale } from './helpers.js';
 
 // The legacy reconciliation module over a real server: its own SQLite table, kept in step with
 // the ledger through Taskyard's public hooks only.
@@ -18,16 +18,6 @@ let temp: ReturnType<typeof tempDir>;
 const api = (path: string, init: { method?: string; body?: unknown; raw?: string; headers?: Record<string, string>; key?: string } = {}) =>
   http(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${init.key ?? ADMIN}`, ...init.headers } });
 
-/** Runs `fn` with the demo's simulated time stretched, so a run stays in flight long enough to act on. */
-async function withTimeScale<T>(scale: string, fn: () => Promise<T>): Promise<T> {
-  const previous = process.env.TASKYARD_DEMO_TIME_SCALE;
-  process.env.TASKYARD_DEMO_TIME_SCALE = scale;
-  try {
-    return await fn();
-  } finally {
-    process.env.TASKYARD_DEMO_TIME_SCALE = previous;
-  }
-}
 
 const start = (body: unknown, key?: string) => api('/reconciliation-tasks/start/', { body, key });
 

@@ -44,3 +44,8 @@ export const queryList = <T extends z.ZodType<unknown, string>>(item: T) =>
     .union([z.string(), z.array(z.string())])
     .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))
     .pipe(z.array(item).min(1, 'must not be empty'));
+
+/** The `{task_id}` path parameter: any id up to 200 characters; unknown ones are a 404 later. */
+export const taskIdParams = z.object({ task_id: z.string().min(1).max(200) });
+/** Its JSON schema, for the OpenAPI document. */
+export const taskIdParamsSchema = { type: 'object', properties: { task_id: { type: 'string' } }, required: ['task_id'] } as const;

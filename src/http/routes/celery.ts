@@ -7,7 +7,7 @@ import type { TenantScope } from '../../store/types.js';
 import type { Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
 import { iso } from '../serialize.js';
-import { parseInput, queryBool } from '../validation.js';
+import { parseInput, queryBool, taskIdParams, taskIdParamsSchema } from '../validation.js';
 
 /**
  * The Celery-style API (seeds celery-tasks-api and celery-router-module), exactly as the
@@ -23,14 +23,12 @@ const launchBody = z.object({
   eta: z.union([z.string(), z.number()]).optional(),
 });
 
-const idParams = z.object({ task_id: z.string().min(1).max(200) });
 
 const revokeQuery = z.object({
   terminate: queryBool.default(false),
   reason: z.string().max(1000).optional(),
 });
 
-const taskIdSchema = { type: 'object', properties: { task_id: { type: 'string' } }, required: ['task_id'] } as const;
 
 /** Most delayed runs read (newest first) to build `scheduled_tasks`. */
 const SCHEDULED_SCAN_LIMIT = 1000;
@@ -148,16 +146,16 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.get('/api/celery/tasks/:task_id', { schema: { tags, summary: 'Status and result of a task', params: taskIdSchema } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.get('/api/celery/tasks/:task_id', { schema: { tags, summary: 'Status and result of a task', params: taskIdParamsSchema } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     return celeryStatusJson(await yard.get(task_id, scopeOf(request)));
   });
 
   app.delete(
     '/api/celery/tasks/:task_id',
-    { schema: { tags, summary: 'Revoke a task (terminate=true also stops it if running)', params: taskIdSchema, querystring: jsonSchemaOf(revokeQuery) } },
+    { schema: { tags, summary: 'Revoke a task (terminate=true also stops it if running)', params: taskIdParamsSchema, querystring: jsonSchemaOf(revokeQuery) } },
     async (request) => {
-      const { task_id } = parseInput(idParams, request.params, 'query');
+      const { task_id } = parseInput(taskIdParams, request.params, 'query');
       const q = parseInput(revokeQuery, request.query, 'query');
       const record = await yard.cancel(task_id, { hard: q.terminate, reason: q.reason ?? null }, scopeOf(request));
       return {
@@ -169,8 +167,8 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
     },
   );
 
-  app.post('/api/celery/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdSchema } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.post('/api/celery/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdParamsSchema } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const record = await yard.retry(task_id, scopeOf(request));
     return {
       task_id: record.id,

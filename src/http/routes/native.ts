@@ -5,7 +5,7 @@ import { TASK_STATES } from '../../core/states.js';
 import type { SubmitRequest, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
 import { iso, taskJson } from '../serialize.js';
-import { parseInput, queryInt, queryList, queryTime } from '../validation.js';
+import { parseInput, queryInt, queryList, queryTime, taskIdParams, taskIdParamsSchema } from '../validation.js';
 
 const launchBody = z
   .object({
@@ -63,9 +63,7 @@ const stopBody = z.object({
 });
 
 const batchBody = z.object({ tasks: z.array(launchBody).min(1).max(1000) });
-const idParams = z.object({ task_id: z.string().min(1).max(200) });
 
-const taskIdSchema = { type: 'object', properties: { task_id: { type: 'string' } }, required: ['task_id'] } as const;
 
 /** The native and unified API (seed reconciliation-task-compatibility, plus launch). */
 export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
@@ -153,25 +151,25 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdSchema } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdParamsSchema } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     return taskJson(await yard.get(task_id, scopeOf(request)));
   });
 
-  app.post('/api/tasks/:task_id/stop', { schema: { tags, summary: 'Cancel a task (soft or hard)', params: taskIdSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.post('/api/tasks/:task_id/stop', { schema: { tags, summary: 'Cancel a task (soft or hard)', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const body = parseInput(stopBody, request.body, 'body');
     return taskJson(await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request)));
   });
 
-  app.post('/api/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdSchema } }, async (request, reply) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.post('/api/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdParamsSchema } }, async (request, reply) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     return reply.status(202).send(taskJson(await yard.retry(task_id, scopeOf(request))));
   });
 
   // Seed task-system-migration-guide: the TaskManager's status and cancel routes.
-  app.get('/api/tasks/:task_id/status', { schema: { tags, summary: 'Status, result and error of a task', params: taskIdSchema } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.get('/api/tasks/:task_id/status', { schema: { tags, summary: 'Status, result and error of a task', params: taskIdParamsSchema } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const r = await yard.get(task_id, scopeOf(request));
     return {
       task_id: r.id,
@@ -186,8 +184,8 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.post('/api/tasks/:task_id/cancel', { schema: { tags, summary: 'Cancel a task', params: taskIdSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
-    const { task_id } = parseInput(idParams, request.params, 'query');
+  app.post('/api/tasks/:task_id/cancel', { schema: { tags, summary: 'Cancel a task', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+    const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const body = parseInput(stopBody, request.body, 'body');
     const r = await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request));
     return { task_id: r.id, cancelled: true, status: r.state };
