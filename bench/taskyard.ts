@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { defineTask } from '../src/core/definition.js';
+import { defineTask, type AnyTaskDefinition } from '../src/core/definition.js';
 import { uuidv7 } from '../src/core/ids.js';
 import type { TaskRecord } from '../src/core/record.js';
 import { LocalEngine } from '../src/engines/local/engine.js';
@@ -16,10 +16,16 @@ import { summarize, type LatencySummary } from './lib/stats.js';
 const noop = defineTask({ name: 'bench.noop', retry: false, async run() { return null; } });
 const logger = pino({ level: 'silent' });
 
-async function withYard<T>(concurrency: number, fn: (yard: Taskyard, dir: string) => Promise<T>, execute = true): Promise<T> {
+async function withYard<T>(
+  concurrency: number,
+  fn: (yard: Taskyard, dir: string) => Promise<T>,
+  execute = true,
+  tasks: AnyTaskDefinition[] = [noop],
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'taskyard-bench-'));
   const yard = await createTaskyard({
-    tasks: [noop],
+    tasks,
+    categoryRules: [{ prefix: 'accounting.tasks.', category: 'reconciliation' }],
     logger,
     execute,
     store: new SqliteStore({ filename: join(dir, 'taskyard.db') }),
@@ -115,6 +121,8 @@ export interface LedgerReadResult {
 
 const STATES = ['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE', 'REVOKED'] as const;
 const NAMES = ['sii.sync_documents', 'sii.sync_f29', 'calculate_rating', 'accounting.tasks.compare_two_engines_task'];
+/** The filled ledger's task types are registered, as in a real deployment, so its categories are known filters. */
+const FILLED = NAMES.map((name) => defineTask({ name, async run() { return null; } }));
 
 /** Fills a ledger with `rows` finished runs, then times reads over HTTP, one request at a time. */
 export function ledgerReads(rows: number, samples: number): Promise<LedgerReadResult> {
@@ -168,5 +176,6 @@ export function ledgerReads(rows: number, samples: number): Promise<LedgerReadRe
       }
     },
     false,
+    FILLED,
   );
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly through tsx, so `npx taskyard` needs no build step.
-import { register } from 'tsx/esm/api';
+// The `taskyard` command, from the built JavaScript in dist/ (`npm install` builds it).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write('taskyard: the build is missing (dist/); run `npm run build` in the taskyard package\n');
+  process.exit(2);
+}
+await import(main.href);

@@ -1,38 +1,32 @@
 /**
- * `npm start`: the seeds' world on the embedded default (SQLite ledger, local engine, one process).
+ * `npm start`: the seeds' world on the embedded default (SQLite ledger, local engine, one process),
+ * or on a PostgreSQL ledger when DATABASE_URL says so. With TASKYARD_ENGINE=bullmq it runs no task
+ * itself and hands them to `npm run worker` processes; with `hybrid`, only the heavy ones.
  */
-import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { LocalEngine } from '../src/engines/local/engine.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { createConfiguredYard } from '../src/configured.js';
+import { describeDatabaseUrl } from '../src/store/index.js';
 import { serve } from '../src/server.js';
-import { createTaskyard } from '../src/taskyard.js';
-import { installWebhooks, webhookConfigFromEnv, webhookTask } from '../src/webhooks/index.js';
 import { createDemoApp } from './app.js';
 import { categoryRules, demoTasks } from './tasks/index.js';
 
 try {
   const config = loadConfig();
-  const webhooks = webhookConfigFromEnv(process.env);
-  const logger = pino({ level: config.logLevel });
-  const yard = await createTaskyard({
-    // Webhook deliveries are tasks too, so none is lost across a restart.
-    tasks: [...demoTasks, webhookTask],
+  const { yard, logger } = await createConfiguredYard(config, {
+    tasks: demoTasks,
     categoryRules,
     tasksModule: new URL('./tasks/index.ts', import.meta.url).href,
-    store: new SqliteStore({ filename: config.sqliteFile }),
-    engine: new LocalEngine({ concurrency: config.concurrency }),
-    logger,
-    pruner: { retention: config.retention },
+    role: 'server',
   });
-  if (webhooks) installWebhooks(yard, webhooks);
-  logger.info(`Ledger: ${config.sqliteFile}`);
+  logger.info(`Ledger: ${describeDatabaseUrl(config.databaseUrl)}; engine: ${config.engine}${config.engine === 'local' ? '' : ` (queue ${config.queue})`}`);
   const demo = createDemoApp(yard, { ledgerFile: config.sqliteFile });
   await serve({
     yard,
     host: config.host,
     port: config.port,
     apiKeys: config.apiKeys,
+    bodyLimit: config.bodyLimit,
+    sse: config.sse,
     plugins: demo.plugins,
     onClose: () => demo.close(),
   });

@@ -1,19 +1,48 @@
 import { join, resolve } from 'node:path';
 import { toMs } from './core/duration.js';
 import { parseApiKeys, type ApiKey } from './http/auth.js';
+import { parseDatabaseUrl } from './store/location.js';
 
 /** Settings read from the environment; the README's configuration table lists each one. */
 export interface Config {
   host: string;
   port: number;
-  /** SQLite ledger file. */
+  /** The ledger: `sqlite:<absolute file>`, or DATABASE_URL's `postgres://...`. */
+  databaseUrl: string;
+  /** The SQLite ledger file; on PostgreSQL its directory still holds the demo's own files. */
   sqliteFile: string;
+  /** Connections in the PostgreSQL store's pool. */
+  pgPoolSize: number;
   apiKeys: ApiKey[];
   concurrency: number;
   logLevel: string;
   /** Finished runs older than this are pruned. */
   retention: string;
+  /** Largest request body, in bytes. */
+  bodyLimit: number;
+  /** Open event streams allowed per API key (anonymous callers share one) and in total. */
+  sse: { maxStreamsPerKey: number; maxStreams: number };
+  /** Whether this process runs tasks (false: an API-only process). */
+  execute: boolean;
+  /** Processes sharing the ledger: lease and heartbeat of each, in milliseconds. */
+  peers: { leaseMs: number; heartbeatMs: number };
+  /** Size limits on what a run writes to the ledger. */
+  limits: { maxParamsBytes: number; maxResultBytes: number; maxMessageChars: number };
+  /** What runs tasks: in process (`local`), on BullMQ workers (`bullmq`), or routed per task (`hybrid`). */
+  engine: EngineKind;
+  /** Redis for `bullmq` and `hybrid` (REDIS_URL); null with `local`. */
+  redisUrl: string | null;
+  /** BullMQ queue name and key prefix (TASKYARD_QUEUE). */
+  queue: string;
+  /** Heavy task names for `hybrid`, replacing each definition's route (TASKYARD_HEAVY_TASKS). */
+  heavyTasks: string[] | null;
+  /** What a heavy launch does while Redis is unreachable (`hybrid`). */
+  redisFallback: 'refuse' | 'local';
+  /** How long a stop lets running tasks finish before putting them back in the queue. */
+  shutdownGraceMs: number;
 }
+
+export type EngineKind = 'local' | 'bullmq' | 'hybrid';
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = env.PORT === undefined || env.PORT === '' ? 8000 : Number(env.PORT);
@@ -23,12 +52,78 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     host: env.HOST || '127.0.0.1',
     port,
-    sqliteFile: sqliteFileOf(env),
+    ...ledgerOf(env),
+    pgPoolSize: positiveInt(env, 'TASKYARD_PG_POOL_SIZE', 10),
     apiKeys: parseApiKeys(env.TASKYARD_API_KEYS),
     concurrency,
     logLevel: env.TASKYARD_LOG_LEVEL || 'info',
     retention: retentionOf(env.TASKYARD_RETENTION),
+    bodyLimit: positiveInt(env, 'TASKYARD_BODY_LIMIT', 1024 * 1024),
+    sse: {
+      maxStreamsPerKey: positiveInt(env, 'TASKYARD_SSE_MAX_PER_KEY', 100),
+      maxStreams: positiveInt(env, 'TASKYARD_SSE_MAX_STREAMS', 1000),
+    },
+    execute: booleanOf(env, 'TASKYARD_EXECUTE', true),
+    peers: peersOf(env),
+    limits: {
+      maxParamsBytes: positiveInt(env, 'TASKYARD_MAX_PARAMS_BYTES', 64 * 1024),
+      maxResultBytes: positiveInt(env, 'TASKYARD_MAX_RESULT_BYTES', 1024 * 1024),
+      maxMessageChars: positiveInt(env, 'TASKYARD_MAX_MESSAGE_CHARS', 1024),
+    },
+    ...engineOf(env),
+    shutdownGraceMs: positiveInt(env, 'TASKYARD_SHUTDOWN_GRACE_MS', 10_000),
   };
+}
+
+/** TASKYARD_ENGINE and its Redis settings; `bullmq` and `hybrid` need REDIS_URL. */
+function engineOf(env: NodeJS.ProcessEnv): Pick<Config, 'engine' | 'redisUrl' | 'queue' | 'heavyTasks' | 'redisFallback'> {
+  const engine = (env.TASKYARD_ENGINE?.trim() || 'local') as EngineKind;
+  if (!['local', 'bullmq', 'hybrid'].includes(engine)) throw new Error(`TASKYARD_ENGINE must be local, bullmq or hybrid, got ${JSON.stringify(env.TASKYARD_ENGINE)}`);
+  const redisUrl = env.REDIS_URL?.trim() || null;
+  if (engine !== 'local') {
+    if (!redisUrl) throw new Error(`TASKYARD_ENGINE=${engine} needs REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379`);
+    let protocol = '';
+    try {
+      protocol = new URL(redisUrl).protocol;
+    } catch {}
+    if (protocol !== 'redis:' && protocol !== 'rediss:') throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
+  }
+  const queue = env.TASKYARD_QUEUE?.trim() || 'taskyard';
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(queue)) throw new Error(`TASKYARD_QUEUE must be letters, digits, '_', '.' or '-', got ${JSON.stringify(env.TASKYARD_QUEUE)}`);
+  const heavy = env.TASKYARD_HEAVY_TASKS?.split(',').map((name) => name.trim()).filter(Boolean);
+  const redisFallback = (env.TASKYARD_REDIS_FALLBACK?.trim() || 'refuse') as Config['redisFallback'];
+  if (redisFallback !== 'refuse' && redisFallback !== 'local') {
+    throw new Error(`TASKYARD_REDIS_FALLBACK must be refuse or local, got ${JSON.stringify(env.TASKYARD_REDIS_FALLBACK)}`);
+  }
+  return { engine, redisUrl, queue, heavyTasks: heavy?.length ? heavy : null, redisFallback };
+}
+
+function booleanOf(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const value = env[name]?.trim().toLowerCase();
+  if (value === undefined || value === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new Error(`${name} must be true or false, got ${JSON.stringify(env[name])}`);
+}
+
+/** The heartbeat must come well within the lease, or live processes would look dead. */
+function peersOf(env: NodeJS.ProcessEnv): Config['peers'] {
+  const leaseMs = positiveInt(env, 'TASKYARD_LEASE_MS', 15_000);
+  const heartbeatMs = positiveInt(env, 'TASKYARD_HEARTBEAT_MS', Math.max(1, Math.floor(leaseMs / 3)));
+  if (heartbeatMs * 2 > leaseMs) {
+    throw new Error(`TASKYARD_HEARTBEAT_MS (${heartbeatMs}) must be at most half of TASKYARD_LEASE_MS (${leaseMs})`);
+  }
+  return { leaseMs, heartbeatMs };
+}
+
+/** An integer >= 1 from the environment, or the default when unset; anything else stops start-up. */
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') return fallback;
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
+    throw new Error(`${name} must be a whole number >= 1, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
 }
 
 function retentionOf(value: string | undefined): string {
@@ -37,15 +132,11 @@ function retentionOf(value: string | undefined): string {
   return value;
 }
 
-function sqliteFileOf(env: NodeJS.ProcessEnv): string {
-  const url = env.DATABASE_URL;
-  if (url) {
-    const match = /^(?:sqlite|file):(?:\/\/)?(.+)$/.exec(url);
-    if (match) return resolve(match[1]!);
-    if (/^postgres(ql)?:/.test(url)) {
-      throw new Error('DATABASE_URL points at PostgreSQL, but this build has only the SQLite ledger; unset it or use sqlite:<file>');
-    }
-    throw new Error(`DATABASE_URL must look like sqlite:<file>, got ${JSON.stringify(url)}`);
-  }
-  return resolve(join(env.TASKYARD_DATA_DIR || 'data', 'taskyard.db'));
+/** DATABASE_URL (SQLite or PostgreSQL), else `taskyard.db` in TASKYARD_DATA_DIR. */
+function ledgerOf(env: NodeJS.ProcessEnv): Pick<Config, 'databaseUrl' | 'sqliteFile'> {
+  const defaultFile = resolve(join(env.TASKYARD_DATA_DIR || 'data', 'taskyard.db'));
+  if (!env.DATABASE_URL) return { databaseUrl: `sqlite:${defaultFile}`, sqliteFile: defaultFile };
+  const location = parseDatabaseUrl(env.DATABASE_URL);
+  if (location.kind === 'postgres') return { databaseUrl: location.url, sqliteFile: defaultFile };
+  return { databaseUrl: `sqlite:${location.filename}`, sqliteFile: location.filename };
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiKey } from './http/auth.js';
-import { isLoopback } from './http/auth.js';
+import { bindAddressesOf, isLoopbackAddress } from './http/auth.js';
 import { buildApp, type AppOptions } from './http/app.js';
 import type { Taskyard } from './taskyard.js';
 
@@ -11,6 +11,7 @@ export interface ServeOptions {
   apiKeys: ApiKey[];
   plugins?: AppOptions['plugins'];
   sse?: AppOptions['sse'];
+  bodyLimit?: AppOptions['bodyLimit'];
   /** Runs after the server and the yard have closed (an app's own resources). */
   onClose?: () => Promise<void> | void;
   /** Close the server and the yard on SIGTERM/SIGINT (default true). */
@@ -25,22 +26,35 @@ export interface RunningServer {
 
 /**
  * Protected mode, as Redis does it: with no API keys, anonymous access is allowed only on a
- * loopback address. Anything else refuses to start and says how to fix it.
+ * loopback address. A name counts only when it resolves, and every address it resolves to is
+ * loopback (so `127.attacker.example` is no loophole). Anything else refuses to start and says
+ * how to fix it.
  */
-export function checkProtectedMode(host: string, apiKeys: ApiKey[]): 'keys' | 'anonymous-loopback' {
+export async function checkProtectedMode(host: string, apiKeys: ApiKey[]): Promise<'keys' | 'anonymous-loopback'> {
   if (apiKeys.length > 0) return 'keys';
-  if (isLoopback(host)) return 'anonymous-loopback';
-  throw new Error(
-    `Refusing to listen on ${host} without API keys. Set TASKYARD_API_KEYS, e.g. ` +
+  let addresses: string[];
+  try {
+    addresses = await bindAddressesOf(host);
+  } catch (error) {
+    throw refusal(host, `it does not resolve (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const outside = addresses.filter((address) => !isLoopbackAddress(address));
+  if (addresses.length > 0 && outside.length === 0) return 'anonymous-loopback';
+  throw refusal(host, outside.length === 1 && outside[0] === host ? 'it is not a loopback address' : `it resolves to ${outside.join(', ')}, which is not loopback`);
+}
+
+function refusal(host: string, why: string): Error {
+  return new Error(
+    `Refusing to listen on ${host} without API keys: ${why}. Set TASKYARD_API_KEYS, e.g. ` +
       `TASKYARD_API_KEYS='[{"key":"<a long random secret>","role":"admin","tenants":"*"}]', ` +
       'or bind to loopback with HOST=127.0.0.1.',
   );
 }
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
-  const mode = checkProtectedMode(options.host, options.apiKeys);
+  const mode = await checkProtectedMode(options.host, options.apiKeys);
   const { yard } = options;
-  const app = await buildApp({ yard, apiKeys: options.apiKeys, plugins: options.plugins, sse: options.sse });
+  const app = await buildApp({ yard, apiKeys: options.apiKeys, plugins: options.plugins, sse: options.sse, bodyLimit: options.bodyLimit });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

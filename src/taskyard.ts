@@ -7,10 +7,18 @@ import { uuidv7 } from './core/ids.js';
 import type { TaskRecord } from './core/record.js';
 import { TaskRegistry, type CategoryRule } from './core/registry.js';
 import { isTerminal } from './core/states.js';
-import { revokedChange } from './engines/execution.js';
+import { cancelRequestChange, DEFAULT_LIMITS, jsonBytes, revokedChange, type RecordLimits } from './engines/execution.js';
+import { attemptsOf, type Attempt } from './core/attempts.js';
 import { LocalEngine } from './engines/local/engine.js';
-import type { Engine, EngineInfo, Logger } from './engines/types.js';
+import type { Engine, EngineInfo, Logger, WorkerInfo } from './engines/types.js';
+import { DurableConsumer, type ConsumerHandler, type ConsumerOptions } from './maintenance/consumers.js';
+import { Heartbeat } from './maintenance/heartbeat.js';
+import { Leadership } from './maintenance/leadership.js';
+import { isDead, processIdentity, type ProcessIdentity } from './maintenance/peers.js';
 import { Pruner, type PrunerOptions } from './maintenance/pruner.js';
+import { Rescuer } from './maintenance/rescuer.js';
+import { MaintenanceRunner } from './maintenance/runner.js';
+import { EventFeed } from './notifier/feed.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { LedgerStats, ListFilter, TaskPage, TaskStore, TenantScope } from './store/types.js';
 
@@ -21,8 +29,16 @@ export interface SubmitOptions {
   countdown?: number;
   priority?: number;
   queue?: string;
-  /** A second submit with the same key returns the first run instead of creating another. */
+  /**
+   * A second launch with the same key (for the same tenant) returns the first run instead of
+   * creating another; the same key with another task or other params is a conflict.
+   */
   idempotencyKey?: string;
+}
+
+export interface LaunchOptions {
+  /** Allow Taskyard's internal definitions (the library's own submits do; API callers never). */
+  internal?: boolean;
 }
 
 export interface SubmitRequest extends SubmitOptions {
@@ -53,6 +69,17 @@ const HOOK_OF: Partial<Record<TaskEventType, keyof Hooks>> = {
   revoked: 'onRevoked',
 };
 
+/** The server log's line for each lifecycle event; progress and log lines stay in the timeline. */
+const LIFECYCLE_LINES: Partial<Record<TaskEventType, string>> = {
+  enqueued: 'task launched',
+  started: 'task started',
+  succeeded: 'task succeeded',
+  failed: 'task failed',
+  retry: 'task will retry',
+  cancel_requested: 'task cancel requested',
+  revoked: 'task revoked',
+};
+
 export interface TaskyardOptions {
   tasks: readonly AnyTaskDefinition[];
   categoryRules?: readonly CategoryRule[];
@@ -73,6 +100,29 @@ export interface TaskyardOptions {
   softCancelWaitMs?: number;
   /** Retention of finished runs; `false` keeps everything. */
   pruner?: PrunerOptions | false;
+  /** Size limits on params, results and messages (see DEFAULT_LIMITS). */
+  limits?: Partial<RecordLimits>;
+  /** How processes sharing one ledger watch each other (see DEFAULT_PEERS). */
+  peers?: Partial<PeerOptions>;
+}
+
+export interface PeerOptions {
+  /** A process's runs are rescued this long after its last heartbeat. */
+  leaseMs: number;
+  /** How often each process renews its lease (and the leader its leadership). */
+  heartbeatMs: number;
+  /** How often the leader looks for runs of lost processes. */
+  rescueIntervalMs: number;
+  /** How often each process reads events other processes committed. */
+  feedPollMs: number;
+}
+
+export const DEFAULT_PEERS: PeerOptions = { leaseMs: 15_000, heartbeatMs: 5_000, rescueIntervalMs: 5_000, feedPollMs: 50 };
+
+export interface TimelinePage {
+  events: TaskEvent[];
+  /** Pass as `after` for the next page; null when this page reached the end. */
+  nextAfter: number | null;
 }
 
 export interface CancelOptions {
@@ -93,41 +143,120 @@ export class Taskyard {
   private readonly hooks: Array<Partial<Hooks>> = [];
   private readonly options: TaskyardOptions;
   private closed = false;
-  private readonly pruner: Pruner | null;
+  readonly limits: RecordLimits;
+  readonly peers: PeerOptions;
+  /** This process among the peers sharing the ledger; its id is the owner of the runs it claims. */
+  readonly identity: ProcessIdentity;
+  private readonly feed: EventFeed;
+  private readonly heartbeat: Heartbeat;
+  private readonly leadership: Leadership;
+  private readonly maintenance: MaintenanceRunner;
+  private readonly consumers = new Map<DurableConsumer, Leadership>();
+  private consumersWoken = false;
 
   constructor(options: TaskyardOptions) {
     this.options = options;
     this.logger = options.logger ?? pino({ level: process.env.TASKYARD_LOG_LEVEL ?? 'info' });
     this.registry = new TaskRegistry(options.tasks, options.categoryRules);
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.bus = new EventBus((error) => this.logger.error({ err: error }, 'event listener failed'));
     this.store =
       options.store ??
       new SqliteStore({ filename: join(options.dataDir ?? process.env.TASKYARD_DATA_DIR ?? 'data', 'taskyard.db') });
     this.engine = options.engine ?? new LocalEngine();
     if (options.hooks) this.hooks.push(options.hooks);
-    this.pruner = options.pruner === false ? null : new Pruner(this.store, this.logger, options.pruner);
-    this.store.onCommit = (events) => this.dispatch(events);
+    const heartbeatMs = options.peers?.heartbeatMs ?? DEFAULT_PEERS.heartbeatMs;
+    this.peers = { ...DEFAULT_PEERS, rescueIntervalMs: heartbeatMs, ...options.peers };
+    this.identity = processIdentity(this.engine.name);
+    this.leadership = new Leadership(this.store, this.identity, this.peers.leaseMs);
+    const executes = options.execute !== false;
+    this.heartbeat = new Heartbeat(this.store, this.identity, this.leadership, {
+      engine: executes ? this.engine.name : 'api',
+      concurrency: executes ? (this.engine.concurrency ?? 0) : 0,
+      leaseMs: this.peers.leaseMs,
+      intervalMs: this.peers.heartbeatMs,
+    });
+    this.maintenance = new MaintenanceRunner(
+      [
+        this.heartbeat,
+        new Rescuer(this.store, this.registry, this.logger, this.identity.host, this.peers.rescueIntervalMs),
+        ...(options.pruner === false ? [] : [new Pruner(this.store, this.logger, options.pruner)]),
+        ...(this.engine.services?.({ store: this.store, logger: this.logger }) ?? []),
+      ],
+      this.leadership,
+      this.logger,
+    );
+    this.feed = new EventFeed(this.store, (events) => this.deliver(events), this.logger, { pollMs: this.peers.feedPollMs });
+    this.store.onCommit = (events) => this.committed(events);
   }
 
   /** Opens the ledger (running migrations) and starts the engine. */
   async start(): Promise<this> {
     await this.store.migrate();
+    await this.feed.start();
+    // The first heartbeat (and leadership claim) before anything runs: the rescuer then knows at
+    // once which runs are ours and which belong to a process that is gone.
+    await this.heartbeat.runOnce(Date.now());
     if (this.options.execute !== false) {
       await this.engine.start({
         store: this.store,
         registry: this.registry,
         logger: this.logger,
         tasksModule: this.options.tasksModule,
+        limits: this.limits,
+        workerId: this.identity.id,
       });
-      this.pruner?.start();
     }
+    this.maintenance.start();
     return this;
   }
 
-  private dispatch(events: TaskEvent[]): void {
-    this.engine.onEvents?.(events);
+  /** Whether this process leads the maintenance duties right now. */
+  get isLeader(): boolean {
+    return this.leadership.isLeader;
+  }
+
+  /**
+   * Adds a durable consumer of the event log: run by one process at a time, from a cursor kept in the
+   * ledger, so a crash loses nothing (see DurableConsumer). Returns it, e.g. to drain it now.
+   */
+  consume(name: string, handler: ConsumerHandler, options?: ConsumerOptions): DurableConsumer {
+    // Its own leader role, held only by processes that host it: a process that does not (a worker
+    // without webhooks configured, say) can lead maintenance without stalling this consumer.
+    const role = new Leadership(this.store, this.identity, this.peers.leaseMs, `consumer:${name}`);
+    // A consumer new to this ledger starts with what is committed from now on.
+    const consumer = new DurableConsumer(name, this.store, handler, this.logger, {
+      startAfter: this.feed.position,
+      leading: () => role.isLeader,
+      ...options,
+    });
+    this.consumers.set(consumer, role);
+    this.heartbeat.addRole(role);
+    this.maintenance.add(consumer);
+    void role.claim().catch((error) => this.logger.warn({ err: error, consumer: name }, 'could not claim the consumer role'));
+    return consumer;
+  }
+
+  /** Stops a durable consumer in this process (its cursor stays in the ledger). */
+  stopConsuming(consumer: DurableConsumer): void {
+    const role = this.consumers.get(consumer);
+    this.consumers.delete(consumer);
+    this.maintenance.remove(consumer);
+    if (role) {
+      this.heartbeat.removeRole(role);
+      void role.resign().catch(() => {});
+    }
+  }
+
+  /**
+   * Events this process committed: logged and given to hooks here, once (hooks are best-effort
+   * and in-process; durable reactions use `consume`). Then into the ordered feed.
+   */
+  private committed(events: TaskEvent[]): void {
+    this.feed.own(events);
+    const logging = this.lifecycleLogging();
     for (const event of events) {
-      this.bus.emit(event);
+      if (logging) this.logLifecycle(event);
       const hookName = HOOK_OF[event.type];
       if (!hookName) continue;
       for (const hooks of this.hooks) {
@@ -141,6 +270,43 @@ export class Taskyard {
         }
       }
     }
+  }
+
+  /** Every committed event of the ledger, from any process, once and in order. */
+  private deliver(events: TaskEvent[]): void {
+    this.engine.onEvents?.(events);
+    for (const event of events) this.bus.emit(event);
+    // Durable consumers hosted here catch up at once rather than on their next interval (each
+    // returns at once unless this process holds its role).
+    if (this.consumers.size > 0 && !this.consumersWoken) {
+      this.consumersWoken = true;
+      setImmediate(() => {
+        this.consumersWoken = false;
+        for (const consumer of this.consumers.keys()) void consumer.runOnce().catch((error) => this.logger.error({ err: error, consumer: consumer.name }, 'consumer failed'));
+      });
+    }
+  }
+
+  /** Whether lifecycle lines would be written at all: at full speed, building them costs time. */
+  private lifecycleLogging(): boolean {
+    const logger = this.logger as Logger & { isLevelEnabled?: (level: string) => boolean };
+    return logger.isLevelEnabled ? logger.isLevelEnabled('info') : true;
+  }
+
+  /** One structured line per launch, start, outcome, retry and cancel (seed 004 logs these). */
+  private logLifecycle(event: TaskEvent): void {
+    const line = LIFECYCLE_LINES[event.type];
+    if (!line) return;
+    const data = event.data ?? {};
+    const fields: Record<string, unknown> = { task_id: event.taskId, name: event.name, tenant: event.tenantId, state: event.state };
+    if (data.attempt !== undefined) fields.attempt = data.attempt;
+    if (data.duration_ms !== undefined && data.duration_ms !== null) fields.duration_ms = data.duration_ms;
+    if (data.error !== undefined) fields.error = data.error;
+    if (data.reason !== undefined) fields.reason = data.reason;
+    if (data.hard !== undefined) fields.hard = data.hard;
+    if (data.delay_ms !== undefined) fields.retry_in_ms = data.delay_ms;
+    const level = event.type === 'failed' ? 'error' : event.type === 'retry' ? 'warn' : 'info';
+    this.logger[level](fields, line);
   }
 
   /** Adds lifecycle hooks; returns a function that removes them. */
@@ -160,31 +326,39 @@ export class Taskyard {
   // ---- launching -----------------------------------------------------------------------
 
   async submit(name: string, params?: unknown, options: SubmitOptions = {}): Promise<string> {
-    const [record] = await this.launch([{ ...options, name, params }]);
+    const [record] = await this.launch([{ ...options, name, params }], '*', { internal: true });
     return record!.id;
   }
 
   async submitMany(requests: SubmitRequest[]): Promise<string[]> {
-    return (await this.launch(requests)).map((r) => r.id);
+    return (await this.launch(requests, '*', { internal: true })).map((r) => r.id);
   }
 
   /**
    * Validates every request first (all or nothing), writes the runs to the ledger in one
    * commit, then hands them to the engine. Returns the records. `scope` limits the tenants
-   * the caller may launch for.
+   * the caller may launch for. The API launches through here for its callers, so internal
+   * definitions are unknown task types unless `options.internal` is set.
+   *
+   * An idempotency key belongs to the run's tenant: repeating it with the same task and params
+   * answers with the first run, and with anything else is a conflict (see `repeatedLaunch`).
    */
-  async launch(requests: SubmitRequest[], scope: TenantScope = '*'): Promise<TaskRecord[]> {
+  async launch(requests: SubmitRequest[], scope: TenantScope = '*', options: LaunchOptions = {}): Promise<TaskRecord[]> {
     const now = Date.now();
-    const records = requests.map((request) => this.buildRecord(request, now, scope));
+    const records = requests.map((request) => this.buildRecord(request, now, scope, options.internal ?? false));
     const fresh: TaskRecord[] = [];
     const out: TaskRecord[] = [];
+    const firstOfKey = new Map<string, TaskRecord>(); // this batch's run for each (tenant, key)
     for (const record of records) {
-      if (record.idempotencyKey) {
-        const existing = await this.store.findByIdempotencyKey(record.idempotencyKey);
-        if (existing) {
-          out.push(existing);
+      const key = record.idempotencyKey;
+      if (key !== null) {
+        const slot = JSON.stringify([record.tenantId, key]);
+        const earlier = firstOfKey.get(slot) ?? (await this.store.findByIdempotencyKey(record.tenantId, key));
+        if (earlier) {
+          out.push(repeatedLaunch(earlier, record, scope));
           continue;
         }
+        firstOfKey.set(slot, record);
       }
       fresh.push(record);
       out.push(record);
@@ -192,21 +366,27 @@ export class Taskyard {
     if (fresh.length > 0) {
       const events = await this.store.insert(fresh);
       const written = new Set(events.map((e) => e.taskId));
-      for (let i = 0; i < out.length; i++) {
+      const lost = fresh.filter((r) => !written.has(r.id));
+      await this.engine.enqueue(lost.length === 0 ? fresh : fresh.filter((r) => written.has(r.id)));
+      // A run not written lost an idempotency race to a concurrent launch: answer with the winner.
+      // (Only a race can make that a conflict after the rest of a batch was written.)
+      for (let i = 0; lost.length > 0 && i < out.length; i++) {
         const r = out[i]!;
-        // Lost an idempotency race (or a repeated key in this batch): answer with the run that won.
-        if (r.idempotencyKey && !written.has(r.id) && fresh.includes(r)) {
-          out[i] = (await this.store.findByIdempotencyKey(r.idempotencyKey)) ?? r;
-        }
+        if (!lost.includes(r)) continue;
+        const winner = await this.store.findByIdempotencyKey(r.tenantId, r.idempotencyKey!);
+        out[i] = winner ? repeatedLaunch(winner, r, scope) : r;
       }
-      await this.engine.enqueue(fresh.filter((r) => written.has(r.id)));
     }
     return out;
   }
 
-  private buildRecord(request: SubmitRequest, now: number, scope: TenantScope): TaskRecord {
-    const definition = this.registry.get(request.name);
+  private buildRecord(request: SubmitRequest, now: number, scope: TenantScope, internal: boolean): TaskRecord {
+    const definition = internal ? this.registry.get(request.name) : this.registry.getPublic(request.name);
     const params = this.registry.parseParams(definition, request.params);
+    const paramsBytes = jsonBytes(params);
+    if (paramsBytes > this.limits.maxParamsBytes) {
+      throw new TaskyardError('payload_too_large', `params are ${paramsBytes} bytes, over the ${this.limits.maxParamsBytes}-byte limit; pass a reference to large data instead`);
+    }
     const tenantId = definition.tenantOf(params);
     if (scope !== '*' && (tenantId === null || !scope.includes(tenantId))) {
       throw new TaskyardError('forbidden', tenantId === null ? 'This key can only launch tasks that belong to one of its tenants' : `This key cannot launch tasks for tenant ${tenantId}`);
@@ -230,7 +410,7 @@ export class Taskyard {
       priority: request.priority ?? definition.priority,
       queue: request.queue ?? definition.queue,
       route: definition.route,
-      engine: this.engine.name,
+      engine: this.engine.engineFor?.(definition) ?? this.engine.name,
       worker: null,
       idempotencyKey: request.idempotencyKey ?? null,
       runAt: runAtOf(request, now),
@@ -256,9 +436,62 @@ export class Taskyard {
     return this.store.list(filter, scope);
   }
 
+  /** A run's events (transitions, progress, log lines, cancel requests), oldest first, paged. */
+  async timeline(id: string, page: { after?: number; limit?: number } = {}, scope: TenantScope = '*'): Promise<TimelinePage> {
+    await this.get(id, scope); // 404 outside the scope
+    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000));
+    const events = await this.store.events({ afterSeq: page.after ?? 0, limit: limit + 1, taskId: id }, scope);
+    const more = events.length > limit;
+    const shown = more ? events.slice(0, limit) : events;
+    return { events: shown, nextAfter: more ? shown[shown.length - 1]!.seq : null };
+  }
+
+  /** Every attempt of a run (by id, or a record already read): when and where it ran, how it ended, its error and traceback. */
+  async attempts(id: string | TaskRecord, scope: TenantScope = '*'): Promise<Attempt[]> {
+    const record = typeof id === 'string' ? await this.get(id, scope) : id;
+    if (record.attempt === 0) return []; // never started: nothing to read
+    // One attempt that has ended or is running: the record itself says all of it, so the status
+    // read costs no timeline query. (A run put back by a graceful shutdown and started again is
+    // one attempt too: the shutdown requeue is in its timeline.)
+    const single = record.attempt === 1 ? singleAttempt(record) : null;
+    if (single) return [single];
+    const events: TaskEvent[] = [];
+    for (let after = 0; ; ) {
+      const page = await this.store.events({ afterSeq: after, limit: 1000, taskId: record.id }, scope);
+      events.push(...page);
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.seq;
+    }
+    return attemptsOf(events);
+  }
+
   async stats(scope: TenantScope = '*'): Promise<Stats> {
-    const [ledger, info] = await Promise.all([this.store.stats(scope, Date.now()), this.engine.info()]);
-    return { ...ledger, workers: info.workers };
+    const now = Date.now();
+    const [ledger, info, peers] = await Promise.all([this.store.stats(scope, now), this.engine.info(), this.otherWorkers(now)]);
+    return { ...ledger, workers: [...info.workers, ...peers].map((worker) => workerInScope(worker, scope)) };
+  }
+
+  /**
+   * Live workers of other processes sharing the ledger, from their heartbeat rows, with the runs
+   * the ledger says they hold. Their finished totals are known only to themselves.
+   */
+  private async otherWorkers(now: number): Promise<WorkerInfo[]> {
+    const rows = (await this.store.workers()).filter((w) => w.id !== this.identity.id && w.concurrency > 0 && !isDead(w, now, this.identity.host));
+    if (rows.length === 0) return [];
+    const started = await this.store.findStarted();
+    return rows.map((w) => ({
+      name: w.id,
+      engine: w.engine,
+      host: w.host,
+      pid: w.pid,
+      concurrency: w.concurrency,
+      active: started
+        .filter((r) => r.worker === w.id)
+        .map((r) => ({ id: r.id, name: r.name, tenantId: r.tenantId, params: r.params, startedAt: r.startedAt ?? now })),
+      processed: 0,
+      processedByTenant: {},
+      startedAt: w.startedAt,
+    }));
   }
 
   /** Resolves with the run once it is terminal. */
@@ -287,14 +520,18 @@ export class Taskyard {
   // ---- control -------------------------------------------------------------------------
 
   /**
-   * Cancels a run. Waiting runs are revoked durably at once. A running run is told through its
-   * signal (soft), or killed/abandoned (hard); see LocalEngine for which applies.
+   * Cancels a run. Waiting runs are revoked durably at once. For a running run the request is
+   * written to the ledger first (so it survives any crash, and no retry can follow it), then the
+   * run is told: through its signal (soft), or killed/abandoned (hard); see LocalEngine for which
+   * applies. A soft cancel waits briefly for the run to stop; the record then says REVOKED, or
+   * STARTED with `cancelRequested` while the task finishes up.
    */
   async cancel(id: string, options: CancelOptions = {}, scope: TenantScope = '*'): Promise<TaskRecord> {
     const hard = options.hard ?? false;
     const reason = options.reason ?? null;
     let record = await this.get(id, scope);
-    if (isTerminal(record.state)) throw conflict(`Task ${id} already finished (${record.state}); it cannot be cancelled`);
+    const finished = (r: TaskRecord) => conflict(`Task ${id} already finished (${r.state}); it cannot be cancelled`);
+    if (isTerminal(record.state)) throw finished(record);
     if (record.state === 'PENDING' || record.state === 'RETRY') {
       const [event] = await this.store.apply([{ ...revokedChange(record, reason, hard), from: ['PENDING', 'RETRY'] }]);
       if (event) {
@@ -302,37 +539,67 @@ export class Taskyard {
         return this.get(id);
       }
       record = await this.get(id); // it started meanwhile
-      if (isTerminal(record.state)) throw conflict(`Task ${id} already finished (${record.state}); it cannot be cancelled`);
+      if (isTerminal(record.state)) throw finished(record);
     }
-    const revoked = hard ? null : this.waitForState(id, this.options.softCancelWaitMs ?? 2000);
+    // A second, harder request may follow a soft one; a repeated soft one changes nothing.
+    if (record.cancelRequested !== 'hard' && (hard || record.cancelRequested === null)) {
+      const [requested] = await this.store.apply([cancelRequestChange(record, reason, hard)]);
+      record = await this.get(id);
+      if (!requested && isTerminal(record.state)) throw finished(record);
+    }
+    const waitMs = this.options.softCancelWaitMs ?? 2000;
+    const stopped = hard ? null : this.waitForState(id, waitMs);
     const held = await this.engine.cancelRunning(record, { hard, reason });
-    if (!held) {
-      // No live run holds it (its process is gone): the ledger decides, and any late outcome is refused.
+    if (held) {
+      await stopped;
+    } else if (await this.ownerAlive(record)) {
+      // Another live process runs it: the request reaches it through the ledger's event feed,
+      // and the owner records REVOKED. Wait a little for that, then answer with what is known.
+      await (stopped ?? this.waitForState(id, waitMs));
+    } else {
+      stopped?.cancel();
+      // No live process holds it: the ledger decides, and any late outcome is refused.
       await this.store.apply([{ ...revokedChange(record, reason, hard), from: ['STARTED'] }]);
-    } else if (revoked) {
-      await revoked;
     }
     return this.get(id);
   }
 
-  private waitForState(id: string, timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(finish, timeoutMs);
+  /** Resolves once the run is terminal, or after `timeoutMs`; `cancel()` stops waiting. */
+  private waitForState(id: string, timeoutMs: number): Promise<void> & { cancel(): void } {
+    let finish!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => finish(), timeoutMs);
       const off = this.bus.subscribe((event) => event.taskId === id && isTerminal(event.state) && finish());
-      function finish() {
+      finish = () => {
         clearTimeout(timer);
         off();
         resolve();
-      }
+      };
     });
+    return Object.assign(promise, { cancel: () => finish() });
   }
 
-  /** Puts a FAILURE or REVOKED run back in the queue, with its attempts reset. */
-  async retry(id: string, scope: TenantScope = '*'): Promise<TaskRecord> {
+  /** Whether the process that owns a STARTED run is still alive (its heartbeat row is valid). */
+  private async ownerAlive(record: TaskRecord): Promise<boolean> {
+    if (record.worker === null || record.worker === this.identity.id) return false;
+    const owner = (await this.store.workers()).find((w) => w.id === record.worker);
+    return owner !== undefined && !isDead(owner, Date.now(), this.identity.host);
+  }
+
+  /**
+   * Puts a FAILURE or REVOKED run back in the queue under the same id. The attempt count goes on
+   * (with a fresh retry budget), and every earlier attempt stays readable in `attempts()`.
+   */
+  async retry(id: string, scope: TenantScope = '*', options: LaunchOptions = {}): Promise<TaskRecord> {
     const record = await this.get(id, scope);
+    // A webhook delivery run again would send another validly signed request: only on purpose.
+    if (!options.internal && this.registry.has(record.name) && this.registry.get(record.name).internal) {
+      throw conflict(`Task ${id} is an internal ${record.name} run; it cannot be retried through the API`);
+    }
     if (record.state !== 'FAILURE' && record.state !== 'REVOKED') {
       throw conflict(`Task ${id} is ${record.state}; only FAILURE or REVOKED runs can be retried`);
     }
+    const budget = this.registry.has(record.name) ? this.registry.get(record.name).retry.attempts : record.maxAttempts;
     const now = Date.now();
     const [event] = await this.store.apply([
       {
@@ -340,9 +607,7 @@ export class Taskyard {
         to: 'PENDING',
         from: ['FAILURE', 'REVOKED'],
         patch: {
-          attempt: 0,
-          error: null,
-          traceback: null,
+          maxAttempts: record.attempt + budget,
           result: null,
           progress: 0,
           progressMessage: null,
@@ -354,7 +619,7 @@ export class Taskyard {
           cancelRequested: null,
         },
         event: 'enqueued',
-        data: { retry: true },
+        data: { retry: true, previous_state: record.state, attempt: record.attempt },
       },
     ]);
     if (!event) throw conflict(`Task ${id} changed state; try again`);
@@ -366,10 +631,55 @@ export class Taskyard {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.pruner?.stop();
+    await this.maintenance.stop();
     if (this.options.execute !== false) await this.engine.stop(this.options.shutdownGraceMs ?? 10_000);
+    await this.feed.stop();
+    await this.heartbeat.leave().catch((error) => this.logger.warn({ err: error }, 'could not remove the worker row'));
     await this.store.close();
   }
+}
+
+/**
+ * The answer to a repeated idempotency key: the first run, when it is the same launch. As with
+ * Stripe's idempotency keys, reusing a key for another task or other params is a conflict that
+ * says so, never a silent answer with the wrong run.
+ */
+function repeatedLaunch(existing: TaskRecord, requested: TaskRecord, scope: TenantScope): TaskRecord {
+  const key = JSON.stringify(requested.idempotencyKey);
+  // Keys are looked up within the caller's tenant, so this holds; a record outside the scope
+  // must never be answered all the same.
+  if (!inScope(existing.tenantId, scope)) throw conflict(`Idempotency key ${key} is already in use; choose another`);
+  if (existing.name !== requested.name) {
+    throw conflict(`Idempotency key ${key} was already used for task type ${existing.name}, not ${requested.name}; use a new key`);
+  }
+  if (canonicalJson(existing.params) !== canonicalJson(requested.params)) {
+    throw conflict(`Idempotency key ${key} was already used with different params; use a new key for a different launch`);
+  }
+  return existing;
+}
+
+const inScope = (tenantId: string | null, scope: TenantScope) => scope === '*' || (tenantId !== null && scope.includes(tenantId));
+
+/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** A worker as a caller limited to some tenants sees it: only their runs, active or counted. */
+function workerInScope(worker: WorkerInfo, scope: TenantScope): WorkerInfo {
+  if (scope === '*') return worker;
+  const tenants = [...new Set(scope)].filter((t) => Object.hasOwn(worker.processedByTenant, t));
+  const processedByTenant = Object.fromEntries(tenants.map((t) => [t, worker.processedByTenant[t]!]));
+  return {
+    ...worker,
+    active: worker.active.filter((run) => inScope(run.tenantId, scope)),
+    processed: tenants.reduce((sum, t) => sum + processedByTenant[t]!, 0),
+    processedByTenant,
+  };
 }
 
 /** Latest a run may be scheduled: far enough for any real delay, near enough to be a valid date. */
@@ -394,4 +704,27 @@ function runAtOf(request: SubmitOptions, now: number): number {
 /** Creates and starts a Taskyard: SQLite ledger and local engine unless told otherwise. */
 export async function createTaskyard(options: TaskyardOptions): Promise<Taskyard> {
   return new Taskyard(options).start();
+}
+
+const OUTCOME_OF: Partial<Record<TaskRecord['state'], Attempt['outcome']>> = {
+  STARTED: 'running',
+  SUCCESS: 'succeeded',
+  FAILURE: 'failed',
+  REVOKED: 'revoked',
+};
+
+/** A run's only attempt, from its record; null when the record cannot tell it (a retry is pending). */
+function singleAttempt(record: TaskRecord): Attempt | null {
+  const outcome = OUTCOME_OF[record.state];
+  if (!outcome || record.startedAt === null) return null;
+  const revoked = outcome === 'revoked';
+  return {
+    attempt: 1,
+    worker: record.worker,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    outcome,
+    error: revoked ? record.revokeReason : outcome === 'failed' ? record.error : null,
+    traceback: outcome === 'failed' ? record.traceback : null,
+  };
 }

@@ -260,12 +260,13 @@ describe('revoke', () => {
     expect((await status(taskId)).status).toBe('REVOKED');
   });
 
-  it('refuses a finished task (409), an unknown one (404) and a bad terminate (422)', async () => {
+  it('is a no-op on a finished task (as in Celery), 404 for an unknown one and 422 for a bad terminate', async () => {
     const taskId = await launch('sii.sync_documents', { company_id: UUID });
     await poll(taskId);
     const finished = await http(`${BASE_URL}/tasks/${taskId}`, { method: 'DELETE' });
-    expect(finished.status).toBe(409);
-    expect(typeof finished.body.detail).toBe('string');
+    expect(finished.status).toBe(200);
+    expect(finished.body).toEqual({ task_id: taskId, status: 'SUCCESS', terminate: false, message: expect.stringContaining('already finished') });
+    expect((await http(`http://127.0.0.1:${new URL(BASE_URL).port}/api/tasks/${taskId}`)).body.state).toBe('SUCCESS');
     expect((await http(`${BASE_URL}/tasks/non-existent-id`, { method: 'DELETE' })).status).toBe(404);
     const bad = await http(`${BASE_URL}/tasks/${taskId}?terminate=maybe`, { method: 'DELETE' });
     expect(bad.status).toBe(422);

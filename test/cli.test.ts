@@ -1,12 +1,16 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { categoryRules, demoTasks } from '../demo/tasks/index.js';
-import { startServer } from './helpers.js';
+import { ensureBuilt, ROOT } from './built.js';
+import { eventually, startServer, withTimeScale } from './helpers.js';
 
-// The CLI runs as a real child process (bin/taskyard.js) against a real server in this process.
-// execFile is asynchronous on purpose: a sync spawn would block the server it is talking to.
+// The CLI runs as a real child process (bin/taskyard.js, the built code in dist/) against a real
+// server in this process. execFile is asynchronous on purpose: a sync spawn would block the server
+// it is talking to.
 
 const BIN = fileURLToPath(new URL('../bin/taskyard.js', import.meta.url));
 
@@ -41,6 +45,8 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+beforeAll(() => ensureBuilt(), 180_000);
 
 describe('taskyard CLI', () => {
   let url: string;
@@ -236,5 +242,229 @@ describe('taskyard CLI', () => {
     } finally {
       await secured.close();
     }
+  });
+});
+
+describe('taskyard --help', () => {
+  // CPU time, not wall time: it does not depend on how busy the machine is. A bare `node` costs
+  // about 80 ms; the help about 110 ms; loading the server stack (Fastify, SQLite, pino) for it
+  // would cost about 700 ms more.
+  const measure = `process.on('exit', () => { const u = process.cpuUsage(); process.stderr.write('cpu-ms ' + (u.user + u.system) / 1000 + '\\n'); });
+await import(process.argv[1]);`;
+
+  it('starts from the built code without loading the server stack', async () => {
+    const r = await new Promise<Run>((resolve) => {
+      execFile(process.execPath, ['--input-type=module', '-e', measure, BIN, '--help'], { env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) =>
+        resolve({ code: error ? -1 : 0, stdout, stderr }),
+      );
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: taskyard');
+    expect(r.stdout).toMatch(/^\s+logs \[options\] <task_id>/m);
+    const cpuMs = Number(/cpu-ms ([\d.]+)/.exec(r.stderr)?.[1]);
+    expect(cpuMs).toBeGreaterThan(0);
+    expect(cpuMs).toBeLessThan(400);
+  });
+});
+
+describe('taskyard logs', () => {
+  let url: string;
+  let close: () => Promise<void>;
+  const run = (...args: string[]) => cli(['--url', url, ...args]);
+
+  beforeAll(async () => {
+    ({ url, close } = await startServer({ tasks: demoTasks, categoryRules }));
+  });
+
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it("prints a finished task's timeline, oldest first", async () => {
+    const launched = await run('--json', 'launch', 'sii.sync_documents', '-p', 'company_id=73', '-p', 'months=2', '--wait');
+    expect(launched.code).toBe(0);
+    const id = JSON.parse(launched.stdout).task_id;
+
+    const r = await run('logs', id);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    const types = lines.map((line) => line.split(/\s{2,}/)[1]);
+    expect(types[0]).toBe('enqueued');
+    expect(types[1]).toBe('started');
+    expect(types.at(-1)).toBe('succeeded');
+    expect(types.filter((t) => t === 'progress').length).toBeGreaterThanOrEqual(6); // 3 kinds x 2 months
+    expect(r.stdout).toMatch(/progress\s+STARTED\s+\d+%\s+compras \d{6}/);
+    expect(lines.at(-1)).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+succeeded\s+SUCCESS\s+attempt 1 in \d/);
+
+    // --json: one event per line, in seq order, the API's shape.
+    const asJson = await run('--json', 'logs', id);
+    const events = asJson.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(events).toHaveLength(lines.length);
+    expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
+    expect(events[0]).toMatchObject({ type: 'enqueued', state: 'PENDING' });
+    expect(events.at(-1)).toMatchObject({ type: 'succeeded', state: 'SUCCESS' });
+  });
+
+  it('shows why a task failed, and an unknown id is "not found", exit 2', async () => {
+    const failed = await run('--json', 'launch', 'sii.sync_documents', '-p', 'company_id=nobody', '--wait');
+    const id = JSON.parse(failed.stdout).task_id;
+    const r = await run('logs', id);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/failed\s+FAILURE\s+.*Company not found/);
+
+    const missing = '01900000-0000-7000-8000-000000000000';
+    const nf = await run('logs', missing);
+    expect(nf.code).toBe(2);
+    expect(nf.stderr).toContain(`Task ${missing} not found`);
+  });
+
+  it('shows a cancel with its reason', async () => {
+    const id = (await run('launch', 'sii.sync_documents', '-p', 'company_id=73', '--countdown', '3600')).stdout.trim();
+    expect((await run('cancel', id, '--reason', 'not today')).code).toBe(0);
+    const r = await run('logs', id);
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/revoked\s+REVOKED\s+not today\s+soft$/);
+  });
+
+  it('--follow prints events as they happen and returns once the task has finished', async () => {
+    // One simulated month takes 1 s at scale 1: 3 months at 0.5 keep the run going ~1.5 s.
+    await withTimeScale('0.5', async () => {
+      const id = (await run('launch', 'sii.sync_documents', '-p', 'company_id=73', '-p', 'months=3')).stdout.trim();
+      const [followed, seenWhileRunning] = await Promise.all([
+        run('logs', id, '--follow'),
+        eventually(async () => (await run('--json', 'status', id)).stdout.includes('"STARTED"')),
+      ]);
+      expect(seenWhileRunning).toBe(true);
+      expect(followed.code).toBe(0);
+      const types = followed.stdout.trim().split('\n').map((line) => line.split(/\s{2,}/)[1]);
+      expect(types.filter((t) => t === 'progress').length).toBeGreaterThanOrEqual(9);
+      expect(types.at(-1)).toBe('succeeded');
+      // Without --follow, a logs started while it ran would have stopped before the end.
+      const whole = await run('logs', id);
+      expect(followed.stdout).toBe(whole.stdout);
+    });
+  });
+});
+
+/** A free port, a data dir and a tasks module of the user's, then `taskyard serve --tasks` on them. */
+describe('taskyard serve --tasks', () => {
+  // Inside the repository, so `import 'taskyard'` resolves to this package's built exports.
+  const dir = join(ROOT, '.tmp');
+  let work: string;
+  const servers: ChildProcess[] = [];
+
+  beforeAll(() => {
+    mkdirSync(dir, { recursive: true });
+    work = mkdtempSync(join(dir, 'cli-serve-'));
+    writeFileSync(
+      join(work, 'tasks.mjs'),
+      `import { z } from 'zod';
+import { defineTask } from 'taskyard';
+import { threadId } from 'node:worker_threads';
+
+export const greet = defineTask({
+  name: 'greet',
+  params: z.object({ who: z.string() }),
+  async run(params, ctx) {
+    await ctx.progress(50, 'warming up');
+    ctx.log('greeting', { who: params.who });
+    return { greeting: 'Hello, ' + params.who };
+  },
+});
+
+// Runs in a worker thread: from the built code this needs no TypeScript loader.
+const whereAmI = defineTask({ name: 'where_am_i', isolation: 'thread', run: () => ({ threadId }) });
+
+export default [greet, whereAmI];
+export const notATask = { name: 'not a task' };
+`,
+    );
+    writeFileSync(
+      join(work, 'tasks.ts'),
+      `import { threadId } from 'node:worker_threads';
+import { z } from 'zod';
+import { defineTask, type TaskContext } from 'taskyard';
+
+export const typed = defineTask({
+  name: 'typed.add',
+  isolation: 'thread',
+  params: z.object({ a: z.number(), b: z.number() }),
+  run: (params, _ctx: TaskContext): { sum: number; threadId: number } => ({ sum: params.a + params.b, threadId }),
+});
+`,
+    );
+    writeFileSync(join(work, 'empty.mjs'), 'export const answer = 42;\n');
+  });
+
+  afterAll(() => {
+    for (const server of servers) server.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Starts `taskyard serve` and waits until it answers; rejects with its stderr if it exits first. */
+  async function startServe(module: string): Promise<{ url: string; child: ChildProcess; stderr: () => string }> {
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = { ...process.env, TASKYARD_LOG_LEVEL: 'silent' };
+    delete env.TASKYARD_API_KEYS;
+    delete env.DATABASE_URL;
+    const child = spawn(process.execPath, [BIN, 'serve', '--tasks', module, '--port', String(port), '--data-dir', join(work, 'data-' + port)], { cwd: work, env });
+    servers.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`))));
+    const url = `http://127.0.0.1:${port}`;
+    await Promise.race([exited, eventually(async () => (await fetch(`${url}/api/tasks/types`)).ok, 60_000, 100)]);
+    return { url, child, stderr: () => stderr };
+  }
+
+  const stop = (child: ChildProcess) =>
+    new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => resolve(code));
+      child.kill('SIGTERM');
+    });
+
+  it("serves the user's definitions, not the demo, and runs them (thread isolation included)", async () => {
+    const { url, child } = await startServe('./tasks.mjs');
+    const run = (...args: string[]) => cli(['--url', url, ...args]);
+
+    const types = await run('--json', 'types');
+    const names = JSON.parse(types.stdout).categories.flatMap((c: { tasks: Array<{ name: string }> }) => c.tasks.map((t) => t.name));
+    expect(names.sort()).toEqual(['greet', 'where_am_i']);
+
+    const greeted = await run('launch', 'greet', '-p', 'who=Ada', '--wait');
+    expect(greeted.code).toBe(0);
+    expect(JSON.parse(greeted.stdout)).toEqual({ greeting: 'Hello, Ada' });
+
+    const isolated = await run('launch', 'where_am_i', '--wait');
+    expect(isolated.code).toBe(0);
+    expect(JSON.parse(isolated.stdout).threadId).toBeGreaterThan(0);
+
+    const logs = await run('logs', JSON.parse((await run('--json', 'ls', '--name', 'greet')).stdout).tasks[0].task_id);
+    expect(logs.stdout).toMatch(/log\s+STARTED\s+greeting\s+who=Ada/);
+
+    expect(await stop(child)).toBe(0);
+  }, 120_000);
+
+  it('loads a TypeScript tasks module through tsx when tsx is installed', async () => {
+    const { url, child } = await startServe('tasks.ts');
+    const r = await cli(['--url', url, 'launch', 'typed.add', '--params-json', '{"a":2,"b":3}', '--wait']);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.sum).toBe(5);
+    expect(result.threadId).toBeGreaterThan(0);
+    expect(await stop(child)).toBe(0);
+  }, 120_000);
+
+  it('refuses a missing --tasks, a missing file and a module without definitions (exit 2)', async () => {
+    const [none, missing, empty] = await Promise.all([
+      cli(['serve']),
+      cli(['serve', '--tasks', join(work, 'nope.mjs')]),
+      cli(['serve', '--tasks', join(work, 'empty.mjs')]),
+    ]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("required option '--tasks <module>' not specified");
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`no such file ${join(work, 'nope.mjs')}`);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('exports no task definitions');
   });
 });

@@ -8,7 +8,7 @@ import type { ApiKey } from '../src/http/auth.js';
 import { celeryRoutes } from '../src/http/routes/celery.js';
 import { companyRoutes } from '../src/http/routes/companies.js';
 import type { Taskyard } from '../src/taskyard.js';
-import { eventually, http, startServer } from './helpers.js';
+import { eventually, http, startServer, withTimeScale } from './helpers.js';
 
 // Seed background-task-tracking: onboarding finalize, then the frontend's polling of
 // /api/v1/companies/{id}/task_status/ until all_completed. Real server, real SQLite, demo tasks.
@@ -70,7 +70,7 @@ function expectStatusShape(body: any, companyId: string | number, companyName: s
   for (let i = 1; i < finished.length; i++) expect(finished[i - 1]).toBeGreaterThanOrEqual(finished[i] - 20); // newest first
   expect(body.summary.active_count).toBe(body.active_tasks.length);
   expect(body.summary.total_tasks).toBe(body.summary.active_count + body.summary.completed_count);
-  expect(body.all_completed).toBe(body.summary.total_tasks > 0 && body.summary.active_count === 0);
+  expect(body.all_completed).toBe(body.summary.active_count === 0);
 }
 
 describe('onboarding finalize, then task_status until all_completed', () => {
@@ -139,7 +139,7 @@ describe('onboarding finalize, then task_status until all_completed', () => {
     const empty = await http(url);
     expect(empty.status).toBe(200);
     expectStatusShape(empty.body, UUID, 'Demo Company SpA');
-    expect(empty.body.all_completed).toBe(false); // nothing tracked yet
+    expect(empty.body.all_completed).toBe(true); // nothing live, so a poller stops
     expect(empty.body.summary.total_tasks).toBe(0);
 
     const launch = await http(`${server.url}/api/celery/tasks/launch`, { body: { task_type: 'sii.sync_documents', params: { company_id: UUID, months: 12 } } });
@@ -155,6 +155,38 @@ describe('onboarding finalize, then task_status until all_completed', () => {
     expectStatusShape(after, UUID, 'Demo Company SpA');
     expect(after.all_completed).toBe(true);
     expect(after.summary.recent_completed[0]).toMatchObject({ task_id: taskId, status: 'cancelled' });
+  });
+
+  it('a company with no runs at all is all_completed, so a poller stops', async () => {
+    const res = await http(`${server.url}/api/v1/companies/4/task_status/`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ active_tasks: [], all_completed: true, summary: { total_tasks: 0, active_count: 0, completed_count: 0 } });
+  });
+
+  it('finalize is idempotent while its runs are live: a second call answers 200 with them, launching nothing', async () => {
+    const finalize = () => http(`${server.url}/api/v1/companies/4/onboarding/finalize/`, { method: 'POST' });
+    const status = async () => (await http(`${server.url}/api/v1/companies/4/task_status/`)).body;
+    const ids = (body: any) => body.tasks.map((t: any) => t.task_id);
+    const first = await withTimeScale('1', async () => {
+      // Many at once (an impatient user), then one more while they run.
+      const burst = await Promise.all(Array.from({ length: 10 }, () => finalize()));
+      expect(burst.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 202]);
+      const launched = burst.find((r) => r.status === 202)!;
+      for (const repeated of burst) expect(repeated.body).toEqual(launched.body);
+      const third = await finalize();
+      expect(third.status).toBe(200);
+      expect(ids(third.body)).toEqual(ids(launched.body));
+      expect(third.body.tasks.map((t: any) => t.task_type)).toEqual(ONBOARDING_TASKS.map((t) => t.name));
+      expect((await status()).summary.total_tasks).toBe(4);
+      return launched.body;
+    });
+    // Once none is live, finalize launches again.
+    for (const id of ids(first)) await http(`${server.url}/api/celery/tasks/${id}?terminate=true`, { method: 'DELETE' });
+    await eventually(async () => (await status()).all_completed);
+    const again = await finalize();
+    expect(again.status).toBe(202);
+    expect(ids(again.body).some((id: string) => ids(first).includes(id))).toBe(false);
+    expect((await status()).summary.total_tasks).toBe(8);
   });
 
   it('answers 404 for an unknown company, on both endpoints', async () => {

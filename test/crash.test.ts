@@ -3,116 +3,16 @@
  * killed with SIGKILL mid-run, or stopped with SIGTERM, and restarted on the same data dir.
  * Nothing may be lost, nothing finished may run again, and a cancel must survive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { eventually, http, tempDir } from './helpers.js';
+import { eventually, http } from './helpers.js';
+import { allTasks, byState, kill9, newDataDir, removeDataDirs, startDemoServer, stopChildren, type TaskJson } from './processes.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-interface Server {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children: ChildProcess[] = [];
-const temps: Array<() => void> = [];
-
-afterEach(() => {
-  // Only the processes this file started, by their own handle.
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-afterAll(() => {
-  for (const cleanup of temps.splice(0)) cleanup();
-});
-
-function newDataDir(): string {
-  const temp = tempDir('taskyard-crash-');
-  temps.push(temp.cleanup);
-  return temp.dir;
-}
-
-/** Starts the demo server on a free port (PORT=0) and waits for the URL it logs. */
-async function startDemoServer(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Server> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    TASKYARD_DATA_DIR: dataDir,
-    TASKYARD_DEMO_TIME_SCALE: '0.5',
-    TASKYARD_CONCURRENCY: '20',
-    TASKYARD_LOG_LEVEL: 'info',
-    ...extraEnv,
-  };
-  delete env.DATABASE_URL;
-  delete env.TASKYARD_API_KEYS;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code ?? signal}) before listening:\n${output}`));
-    });
-  });
-  expect((await http(`${url}/health`)).status).toBe(200);
-  return { child, url, output: () => output, exited };
-}
-
-async function kill9(server: Server): Promise<void> {
-  server.child.kill('SIGKILL');
-  const { signal } = await server.exited;
-  expect(signal).toBe('SIGKILL');
-}
-
-interface TaskJson {
-  task_id: string;
-  name: string;
-  state: string;
-  attempt: number;
-  result: unknown;
-  started_at: string | null;
-  finished_at: string | null;
-  [key: string]: unknown;
-}
-
-/** Every task in the ledger, over HTTP. */
-async function allTasks(url: string): Promise<Map<string, TaskJson>> {
-  const out = new Map<string, TaskJson>();
-  let cursor: string | null = null;
-  do {
-    const res: { status: number; body: any } = await http(`${url}/api/tasks?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    expect(res.status).toBe(200);
-    for (const t of res.body.tasks as TaskJson[]) out.set(t.task_id, t);
-    cursor = res.body.next_cursor;
-  } while (cursor);
-  return out;
-}
-
-async function byState(url: string): Promise<Record<string, number>> {
-  const res = await http(`${url}/api/tasks/statistics`);
-  expect(res.status).toBe(200);
-  return res.body.by_state;
-}
+afterEach(stopChildren);
+afterAll(removeDataDirs);
 
 describe('crash and restart', () => {
   it('kill -9 mid-run loses nothing and runs nothing finished again', async () => {
@@ -171,7 +71,7 @@ describe('crash and restart', () => {
     expect(rerun.length).toBeGreaterThan(0);
     for (const t of after.values()) expect(t.attempt).toBeLessThanOrEqual(t.max_attempts as number);
     for (const t of startedBefore) expect(after.get(t.task_id)!.state).toBe('SUCCESS');
-    expect(second.output()).toMatch(/recovered runs left STARTED/);
+    expect(second.output()).toMatch(/rescued runs of a lost worker/);
   }, 60_000);
 
   it('a cancelled delayed task stays cancelled across kill -9 and restart', async () => {
@@ -205,6 +105,29 @@ describe('crash and restart', () => {
     const after = await http(`${second.url}/api/tasks/${cancelled.task_id}`);
     expect(after.body).toMatchObject({ state: 'REVOKED', started_at: null, attempt: 0, revoke_reason: 'not needed' });
   }, 30_000);
+
+  it('a soft cancel of a running task survives kill -9: the run ends REVOKED, never retried', async () => {
+    const dataDir = newDataDir();
+    const first = await startDemoServer(dataDir);
+    // The burn ignores its signal, so the soft cancel can only be recorded, not acted on, before the kill.
+    const burn = await http(`${first.url}/api/tasks`, { body: { task_type: 'demo.cpu_burn', params: { ms: 60_000 } } });
+    expect(burn.status).toBe(202);
+    const id = burn.body.task_id as string;
+    await eventually(async () => (await http(`${first.url}/api/tasks/${id}`)).body.state === 'STARTED');
+    const stop = await http(`${first.url}/api/tasks/${id}/stop/`, { body: { reason: 'changed my mind' } });
+    expect(stop.status).toBe(202);
+    expect(stop.body).toMatchObject({ state: 'STARTED', cancel_requested: 'soft', revoke_reason: 'changed my mind' });
+    await kill9(first);
+
+    const second = await startDemoServer(dataDir);
+    const after = await eventually(async () => {
+      const res = await http(`${second.url}/api/tasks/${id}`);
+      return res.body.state !== 'STARTED' ? res.body : null;
+    }, 10_000);
+    expect(after).toMatchObject({ state: 'REVOKED', attempt: 1, revoke_reason: 'changed my mind' });
+    await sleep(300);
+    expect((await http(`${second.url}/api/tasks/${id}`)).body).toMatchObject({ state: 'REVOKED', attempt: 1 });
+  }, 40_000);
 
   it('SIGTERM lets running tasks finish, requeues the rest, and they complete after restart', async () => {
     const dataDir = newDataDir();

@@ -487,7 +487,7 @@ describe('cancel', () => {
     await sleep(200);
     expect(await yard.get(id)).toMatchObject({ state: 'REVOKED', result: null });
     expect((await yard.get(id)).progress).not.toBe(77);
-    expect(events.filter((e) => e.taskId === id).map((e) => e.type)).toEqual(['enqueued', 'started', 'revoked']);
+    expect(events.filter((e) => e.taskId === id).map((e) => e.type)).toEqual(['enqueued', 'started', 'cancel_requested', 'revoked']);
   });
 
   it('hard cancel of an isolated busy-looping task kills its thread', async () => {
@@ -555,9 +555,16 @@ describe('manual retry', () => {
     const id = await yard.submit('x.once');
     expect(await yard.waitFor(id, 5000)).toMatchObject({ state: 'FAILURE', error: 'first fails' });
     const again = await yard.retry(id);
-    expect(again).toMatchObject({ id, state: 'PENDING', attempt: 0, error: null, finishedAt: null });
-    expect(await yard.waitFor(id, 5000)).toMatchObject({ state: 'SUCCESS', result: 'ok', attempt: 1, error: null });
+    // The attempt count goes on, with a fresh retry budget; the last error stays until the next outcome.
+    expect(again).toMatchObject({ id, state: 'PENDING', attempt: 1, maxAttempts: 2, error: 'first fails', finishedAt: null });
+    expect(await yard.waitFor(id, 5000)).toMatchObject({ state: 'SUCCESS', result: 'ok', attempt: 2, error: null });
     expect(calls).toBe(2);
+    const attempts = await yard.attempts(id);
+    expect(attempts.map((a) => [a.attempt, a.outcome, a.error])).toEqual([
+      [1, 'failed', 'first fails'],
+      [2, 'succeeded', null],
+    ]);
+    expect(attempts[0]!.traceback).toContain('first fails');
   });
 
   it('retries a REVOKED run', async () => {
@@ -587,7 +594,7 @@ describe('manual retry', () => {
 });
 
 describe('idempotency', () => {
-  it('returns the same run for the same idempotency key, sequentially, concurrently and in one batch', async () => {
+  it('returns the same run for the same idempotency key and params, sequentially, concurrently and in one batch', async () => {
     let runs = 0;
     const job = defineTask({
       name: 'i.job',
@@ -598,15 +605,17 @@ describe('idempotency', () => {
     });
     const { yard } = await yardWith([job]);
     const first = await yard.submit('i.job', { n: 1 }, { idempotencyKey: 'k1' });
-    const second = await yard.submit('i.job', { n: 2 }, { idempotencyKey: 'k1' });
+    const second = await yard.submit('i.job', { n: 1 }, { idempotencyKey: 'k1' });
     expect(second).toBe(first);
+    // The same key with other params is a conflict, not the first run (see test/security.test.ts).
+    await expect(yard.submit('i.job', { n: 2 }, { idempotencyKey: 'k1' })).rejects.toMatchObject({ code: 'conflict' });
 
-    const concurrent = await Promise.all(Array.from({ length: 5 }, (_, i) => yard.submit('i.job', { n: i }, { idempotencyKey: 'k2' })));
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => yard.submit('i.job', { n: 5 }, { idempotencyKey: 'k2' })));
     expect(new Set(concurrent).size).toBe(1);
 
     const batch = await yard.submitMany([
       { name: 'i.job', params: { n: 1 }, idempotencyKey: 'k3' },
-      { name: 'i.job', params: { n: 2 }, idempotencyKey: 'k3' },
+      { name: 'i.job', params: { n: 1 }, idempotencyKey: 'k3' },
       { name: 'i.job', params: { n: 3 } },
     ]);
     expect(batch[0]).toBe(batch[1]);

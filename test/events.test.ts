@@ -1,4 +1,3 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/core/definition.js';
@@ -6,6 +5,7 @@ import type { TaskEvent } from '../src/core/events.js';
 import type { ApiKey } from '../src/http/auth.js';
 import type { Taskyard } from '../src/taskyard.js';
 import { eventually, http, startServer } from './helpers.js';
+import { SseClient } from './sse-client.js';
 
 // ---- tasks -------------------------------------------------------------------------------
 
@@ -48,98 +48,6 @@ const chatty = defineTask({
 
 const tasks = [work, other, chatty];
 
-// ---- a small SSE client over node:http ---------------------------------------------------
-
-interface Frame {
-  id: number | null;
-  event: string;
-  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-class SseClient {
-  readonly frames: Frame[] = [];
-  readonly comments: string[] = [];
-  status = 0;
-  headers: IncomingMessage['headers'] = {};
-  body = '';
-  closed = false;
-  private buffer = '';
-  private req: ClientRequest | null = null;
-  res: IncomingMessage | null = null;
-
-  static open(url: string, headers: Record<string, string> = {}, options: { read?: boolean } = {}): Promise<SseClient> {
-    const client = new SseClient();
-    return new Promise((resolve, reject) => {
-      client.req = httpRequest(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-        client.res = res;
-        client.status = res.statusCode ?? 0;
-        client.headers = res.headers;
-        res.setEncoding('utf8');
-        res.on('close', () => (client.closed = true));
-        res.on('error', () => {});
-        if (client.status !== 200) {
-          res.on('data', (chunk: string) => (client.body += chunk));
-          res.on('end', () => resolve(client));
-          return;
-        }
-        if (options.read === false) {
-          res.pause();
-          resolve(client);
-          return;
-        }
-        client.startReading(() => resolve(client));
-      });
-      client.req.on('error', (error) => (client.closed ? undefined : reject(error)));
-      client.req.on('close', () => (client.closed = true));
-      client.req.end();
-    });
-  }
-
-  /** Reads the stream (a client opened with `read: false` starts late, as a slow consumer). */
-  startReading(onFirst: () => void = () => {}): void {
-    let first = true;
-    this.res!.on('data', (chunk: string) => {
-      this.feed(chunk);
-      if (first) {
-        first = false;
-        onFirst();
-      }
-    });
-    this.res!.resume();
-  }
-
-  private feed(chunk: string): void {
-    this.buffer += chunk;
-    let end: number;
-    while ((end = this.buffer.indexOf('\n\n')) >= 0) {
-      const block = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end + 2);
-      let id: number | null = null;
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) this.comments.push(line.slice(1).trim());
-        else if (line.startsWith('id: ')) id = Number(line.slice(4));
-        else if (line.startsWith('event: ')) event = line.slice(7);
-        else if (line.startsWith('data: ')) data.push(line.slice(6));
-      }
-      if (data.length > 0) this.frames.push({ id, event, data: JSON.parse(data.join('\n')) });
-    }
-  }
-
-  framesOf(taskId: string): Frame[] {
-    return this.frames.filter((f) => f.data.task_id === taskId);
-  }
-
-  lastId(): number {
-    return this.frames.at(-1)?.id ?? 0;
-  }
-
-  close(): void {
-    this.req?.destroy();
-  }
-}
-
 const busSize = (yard: Taskyard): number => (yard as unknown as { bus: { size: number } }).bus.size;
 
 /** Every ledger event after `afterSeq`, as the stream should have sent them. */
@@ -160,11 +68,11 @@ afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-async function server(options: { heartbeatMs?: number; apiKeys?: ApiKey[]; maxPendingEvents?: number } = {}) {
+async function server(options: { heartbeatMs?: number; apiKeys?: ApiKey[]; maxBufferedBytes?: number } = {}) {
   const s = await startServer({
     tasks,
     apiKeys: options.apiKeys,
-    sse: { heartbeatMs: options.heartbeatMs ?? 60_000, maxPendingEvents: options.maxPendingEvents },
+    sse: { heartbeatMs: options.heartbeatMs ?? 60_000, maxBufferedBytes: options.maxBufferedBytes },
   });
   const clients: SseClient[] = [];
   closers.push(async () => {
@@ -372,7 +280,7 @@ describe('GET /api/tasks/events', () => {
   });
 
   it('drops a client that stops reading instead of buffering without bound', async () => {
-    const { yard, open } = await server({ maxPendingEvents: 100 });
+    const { yard, open } = await server({ maxBufferedBytes: 256 * 1024 });
     const baseline = busSize(yard);
     const stalled = await open('/api/tasks/events', {}, { read: false });
     const reader = await open('/api/tasks/events?task_type=beta');

@@ -12,6 +12,7 @@ export const fuzzRoutes: string[] = [
   '/api/tasks/{task_id}/retry',
   '/api/tasks/{task_id}/status',
   '/api/tasks/{task_id}/cancel',
+  '/api/tasks/{task_id}/timeline',
   '/api/tasks/statistics',
   '/api/tasks/types',
   // Seed task-system-migration-guide triggers.
@@ -37,4 +38,7 @@ export const fuzzRoutes: string[] = [
   // Served by the app itself.
   '/openapi.json',
   '/health',
+  // The dashboard: its page and who the caller is.
+  '/',
+  '/api/whoami',
 ];

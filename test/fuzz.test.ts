@@ -127,7 +127,8 @@ function arbitraries(realIds: string[]) {
       segments: fc.array(segment, { minLength: 4, maxLength: 4 }),
       trailingSlash: fc.boolean(),
       extra: fc.option(segment, { freq: 8 }),
-      doubleSlash: fc.boolean().map((b) => b && Math.random() < 0.1),
+      // About one path in twenty; drawn by fast-check, so a failing case replays from its seed.
+      doubleSlash: fc.oneof({ weight: 19, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     })
     .map(({ template, segments, trailingSlash, extra, doubleSlash }) => {
       let i = 0;
@@ -283,7 +284,6 @@ describe('bad-input sweep', () => {
   let demo: DemoApp | undefined;
   const temp = tempDir();
   const realIds: string[] = [];
-  const notDetail: string[] = [];
 
   beforeAll(async () => {
     server = await startServer({
@@ -320,22 +320,14 @@ describe('bad-input sweep', () => {
     temp.cleanup();
   });
 
+  const shown = (req: Sent) => `${req.method} ${req.path.slice(0, 300)} [${JSON.stringify(req.headers)}] body=${String(req.body ?? '').slice(0, 300)}`;
+
   it('never answers a random request with a 5xx', async () => {
     const base = new URL(server.url);
     await fc.assert(
       fc.asyncProperty(arbitraries(realIds), async (req) => {
         const res = await send(base, req);
-        const shown = `${req.method} ${req.path.slice(0, 300)} [${JSON.stringify(req.headers)}] body=${String(req.body ?? '').slice(0, 300)}`;
-        if (res.status >= 500) throw new Error(`${res.status} for ${shown}\n-> ${res.text.slice(0, 500)}`);
-        if (res.status >= 400) {
-          let detail: unknown;
-          try {
-            detail = (JSON.parse(res.text) as { detail?: unknown }).detail;
-          } catch {
-            /* not JSON */
-          }
-          if (typeof detail !== 'string') notDetail.push(`${res.status} for ${shown}\n-> ${res.text.slice(0, 200)}`);
-        }
+        if (res.status >= 500) throw new Error(`${res.status} for ${shown(req)}\n-> ${res.text.slice(0, 500)}`);
       }),
       { numRuns: 600 },
     );
@@ -344,8 +336,25 @@ describe('bad-input sweep', () => {
     expect((await http(`${server.url}/api/tasks/statistics`)).status).toBe(200);
   }, 60_000);
 
-  it('answers every error in the error model ({"detail": "..."})', () => {
-    const distinct = [...new Set(notDetail.map((s) => s.split(' for ')[0] + ' ' + s.split('\n-> ')[1]))];
-    expect(distinct, notDetail.slice(0, 5).join('\n\n')).toEqual([]);
-  });
+  it('answers every error in the error model ({"detail": "..."})', async () => {
+    const base = new URL(server.url);
+    let errors = 0;
+    await fc.assert(
+      fc.asyncProperty(arbitraries(realIds), async (req) => {
+        const res = await send(base, req);
+        if (res.status < 400) return;
+        errors++;
+        let detail: unknown;
+        try {
+          detail = (JSON.parse(res.text) as { detail?: unknown }).detail;
+        } catch {
+          /* not JSON */
+        }
+        if (typeof detail !== 'string') throw new Error(`${res.status} without a detail for ${shown(req)}\n-> ${res.text.slice(0, 300)}`);
+      }),
+      { numRuns: 300 },
+    );
+    // Most random requests are bad ones: the check above really ran.
+    expect(errors).toBeGreaterThan(100);
+  }, 60_000);
 });

@@ -1,6 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { pino } from 'pino';
 import type { AnyTaskDefinition } from '../src/core/definition.js';
 import type { CategoryRule } from '../src/core/registry.js';
@@ -8,15 +10,54 @@ import { LocalEngine, type LocalEngineOptions } from '../src/engines/local/engin
 import type { ApiKey } from '../src/http/auth.js';
 import type { AppOptions } from '../src/http/app.js';
 import { serve } from '../src/server.js';
+import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import type { TaskStore } from '../src/store/types.js';
 import { createTaskyard, type Taskyard, type TaskyardOptions } from '../src/taskyard.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
-/** A fresh directory under the OS temp dir, removed by the returned cleanup. */
-export function tempDir(prefix = 'taskyard-test-'): { dir: string; cleanup: () => void } {
+/** `TASKYARD_TEST_STORE=postgres` runs every test yard on PostgreSQL instead of a SQLite file. */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.TASKYARD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+export const TEST_DATABASE_URL = process.env.TASKYARD_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A PostgreSQL schema name nobody else uses (`ty_<random>`), for a ledger of its own. */
+export const freshSchema = (): string => `ty_${randomBytes(8).toString('hex')}`;
+
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** PostgreSQL ledgers of test yards, by directory: a ledger lives as long as its directory. */
+const schemaOfDir = new Map<string, string>();
+
+/** The test ledger kept in `dir`: its SQLite file, or (on PostgreSQL) the schema named after it. */
+export function testStore(dir: string): TaskStore {
+  if (TEST_STORE === 'sqlite') return new SqliteStore({ filename: join(dir, 'taskyard.db') });
+  const schema = `ty_${createHash('sha256').update(dir).digest('hex').slice(0, 24)}`;
+  schemaOfDir.set(dir, schema);
+  return new PostgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 4 });
+}
+
+/** A fresh directory under the OS temp dir, removed (with its PostgreSQL ledger, if any) by the returned cleanup. */
+export function tempDir(prefix = 'taskyard-test-'): { dir: string; cleanup: () => void | Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    cleanup: () => {
+      rmSync(dir, { recursive: true, force: true });
+      const schema = schemaOfDir.get(dir);
+      if (schema === undefined) return;
+      schemaOfDir.delete(dir);
+      return dropSchema(schema);
+    },
+  };
 }
 
 export interface TestYardOptions extends Partial<TaskyardOptions> {
@@ -26,22 +67,31 @@ export interface TestYardOptions extends Partial<TaskyardOptions> {
   dir?: string;
 }
 
-/** A real Taskyard on a real SQLite file in a temp dir, with the local engine. */
+/** A real Taskyard on a real SQLite file in a temp dir (or PostgreSQL, see TEST_STORE), with the local engine. */
 export async function startYard(options: TestYardOptions): Promise<{ yard: Taskyard; dir: string; close: () => Promise<void> }> {
   const temp = options.dir ? { dir: options.dir, cleanup: () => {} } : tempDir();
-  const yard = await createTaskyard({
-    logger: silentLogger,
-    store: new SqliteStore({ filename: join(temp.dir, 'taskyard.db') }),
-    engine: new LocalEngine({ pollIntervalMs: 50, ...options.engineOptions }),
-    shutdownGraceMs: 500,
-    ...options,
-  });
+  const store = options.store ?? testStore(temp.dir);
+  let yard: Taskyard;
+  try {
+    yard = await createTaskyard({
+      logger: silentLogger,
+      engine: new LocalEngine({ pollIntervalMs: 50, ...options.engineOptions }),
+      shutdownGraceMs: 500,
+      ...options,
+      store,
+    });
+  } catch (error) {
+    // A yard that failed to start leaves no ledger (file or schema) behind.
+    await store.close().catch(() => {});
+    await temp.cleanup();
+    throw error;
+  }
   return {
     yard,
     dir: temp.dir,
     close: async () => {
       await yard.close();
-      temp.cleanup();
+      await temp.cleanup();
     },
   };
 }
@@ -93,13 +143,13 @@ export async function http(
 }
 
 /** Polls until `check` returns a truthy value or the timeout passes. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as NonNullable<T>;
     } catch (error) {
       last = error;
     }

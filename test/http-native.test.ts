@@ -168,12 +168,12 @@ describe('native routes', () => {
     // A REVOKED task can be retried: it runs again.
     const retried = await http(`${url}/api/tasks/${running.task_id}/retry`, { method: 'POST' });
     expect(retried.status).toBe(202);
-    expect(retried.body).toMatchObject({ task_id: running.task_id, state: 'PENDING', attempt: 0 });
+    expect(retried.body).toMatchObject({ task_id: running.task_id, state: 'PENDING', attempt: 1 });
     await waitState(url, running.task_id, ['STARTED']);
 
     const cancelled = await http(`${url}/api/tasks/${running.task_id}/cancel`, { body: { hard: true } });
     expect(cancelled.status).toBe(200);
-    expect(cancelled.body).toEqual({ task_id: running.task_id, cancelled: true, status: 'REVOKED' });
+    expect(cancelled.body).toEqual({ task_id: running.task_id, cancelled: true, status: 'REVOKED', cancel_requested: 'hard', reason: null });
 
     // A FAILURE can be retried; it fails again.
     const failed = await launch(url, { task_type: 'beta.fail', params: {} });

@@ -28,6 +28,23 @@ async function untilStatus(id: number, status: string) {
   });
 }
 
+/** Starts a row and waits until it ends in `status` (a run for company 999 fails). */
+async function finishedRow(body: Record<string, unknown>, status: 'completed' | 'failed' = 'completed') {
+  const res = await start(body);
+  expect(res.status).toBe(201);
+  return untilStatus(res.body.id, status);
+}
+
+/** Starts a row, waits until it runs (slowed down), and cancels it through the module. */
+async function cancelledRow(tenant_id: number) {
+  return withTimeScale('5', async () => {
+    const res = await start({ tenant_id });
+    await untilStatus(res.body.id, 'running');
+    expect((await api(`/reconciliation-tasks/${res.body.id}/cancel/`, { body: {} })).status).toBe(200);
+    return untilStatus(res.body.id, 'cancelled');
+  });
+}
+
 beforeAll(async () => {
   temp = tempDir('taskyard-reconciliation-');
   server = await startServer({
@@ -121,6 +138,9 @@ describe('reconciliation module: start and completion', () => {
 
 describe('reconciliation module: reading', () => {
   it('lists newest first, filtered by tenant and status, paginated', async () => {
+    await finishedRow({ tenant_id: 4 });
+    await finishedRow({ tenant_id: 73 });
+    await finishedRow({ tenant_id: 999 }, 'failed');
     const all = await api('/reconciliation-tasks/');
     expect(all.status).toBe(200);
     expect(all.body.count).toBeGreaterThanOrEqual(3);
@@ -161,6 +181,7 @@ describe('reconciliation module: reading', () => {
   });
 
   it('shows one task, and 404s unknown or malformed ids', async () => {
+    await finishedRow({ tenant_id: 4 });
     const list = await api('/reconciliation-tasks/?limit=1');
     const id = list.body.results[0].id;
     const detail = await api(`/reconciliation-tasks/${id}`);
@@ -174,6 +195,9 @@ describe('reconciliation module: reading', () => {
   });
 
   it('counts tasks by status, in agreement with the list', async () => {
+    await finishedRow({ tenant_id: 4 });
+    await finishedRow({ tenant_id: 73 });
+    await finishedRow({ tenant_id: 999 }, 'failed');
     const counts = await api('/reconciliation-tasks/task_counts/');
     expect(counts.status).toBe(200);
     expect(Object.keys(counts.body).sort()).toEqual(['cancelled', 'completed', 'failed', 'queued', 'running', 'total']);
@@ -281,7 +305,7 @@ describe('reconciliation module: live runs and cancelling', () => {
   });
 
   it('follows a manual retry through the unified API: the row starts over and completes', async () => {
-    const row = (await api('/reconciliation-tasks/?status=cancelled&tenant_id=4&limit=1')).body.results[0];
+    const row = await cancelledRow(4);
     const retry = await api(`/api/tasks/${row.task_id}/retry`, { method: 'POST' });
     expect(retry.status).toBe(202);
     const done = await untilStatus(row.id, 'completed');
@@ -290,12 +314,17 @@ describe('reconciliation module: live runs and cancelling', () => {
   });
 
   it('cancels a finished task with 409', async () => {
-    const list = await api('/reconciliation-tasks/?status=completed&limit=1');
-    const res = await api(`/reconciliation-tasks/${list.body.results[0].id}/cancel/`, { body: { reason: 'too late' } });
+    const completed = await finishedRow({ tenant_id: 4 });
+    const res = await api(`/reconciliation-tasks/${completed.id}/cancel/`, { body: { reason: 'too late' } });
     expect(res.status).toBe(409);
     expect(res.body.detail).toMatch(/completed/);
-    const failed = await api('/reconciliation-tasks/?status=failed&limit=1');
-    expect((await api(`/reconciliation-tasks/${failed.body.results[0].id}/cancel/`, { body: {} })).status).toBe(409);
+    const failed = await finishedRow({ tenant_id: 999 }, 'failed');
+    expect((await api(`/reconciliation-tasks/${failed.id}/cancel/`, { body: {} })).status).toBe(409);
+    const cancelled = await cancelledRow(73);
+    expect((await api(`/reconciliation-tasks/${cancelled.id}/cancel/`, { body: {} })).status).toBe(409);
+    // None of them changed.
+    expect((await api(`/reconciliation-tasks/${completed.id}/`)).body).toEqual(completed);
+    expect((await api(`/reconciliation-tasks/${failed.id}/`)).body).toEqual(failed);
   });
 });
 
@@ -329,6 +358,7 @@ describe('reconciliation module: hooks', () => {
 
 describe('reconciliation module: bad input and tenant scope', () => {
   it('rejects bad starts without leaving rows behind', async () => {
+    const existing = await finishedRow({ tenant_id: 4 });
     const before = (await api('/reconciliation-tasks/task_counts/')).body.total;
     const cases: Array<[unknown, number]> = [
       [{ tenant_id: 4, mode: 'compare' }, 422],
@@ -351,9 +381,9 @@ describe('reconciliation module: bad input and tenant scope', () => {
     const malformed = await api('/reconciliation-tasks/start/', { raw: '{"tenant_id": 4,', headers: { 'content-type': 'application/json' } });
     expect(malformed.status).toBe(400);
     expect(malformed.body.detail).toMatch(/JSON/);
-    const malformedCancel = await api('/reconciliation-tasks/1/cancel/', { raw: '{oops', headers: { 'content-type': 'application/json' } });
+    const malformedCancel = await api(`/reconciliation-tasks/${existing.id}/cancel/`, { raw: '{oops', headers: { 'content-type': 'application/json' } });
     expect(malformedCancel.status).toBe(400);
-    expect((await api('/reconciliation-tasks/1/cancel/', { body: { reason: 42 } })).status).toBe(422);
+    expect((await api(`/reconciliation-tasks/${existing.id}/cancel/`, { body: { reason: 42 } })).status).toBe(422);
     expect((await api('/reconciliation-tasks/999999/cancel/', { body: {} })).status).toBe(404);
     expect((await api('/reconciliation-tasks/queued/?limit=x')).status).toBe(422);
 
@@ -361,6 +391,7 @@ describe('reconciliation module: bad input and tenant scope', () => {
   });
 
   it('shows a key only the rows of its tenants', async () => {
+    const row4 = await finishedRow({ tenant_id: 4 });
     const own = await start({ tenant_id: '73' }, TENANT_73);
     expect(own.status).toBe(201);
     await untilStatus(own.body.id, 'completed');
@@ -375,7 +406,6 @@ describe('reconciliation module: bad input and tenant scope', () => {
     expect(list.body.results.every((r: { tenant_id: string }) => r.tenant_id === '73')).toBe(true);
     expect((await api('/reconciliation-tasks/?tenant_id=4', { key: TENANT_73 })).body.count).toBe(0);
 
-    const row4 = (await api('/reconciliation-tasks/?tenant_id=4&limit=1')).body.results[0];
     expect((await api(`/reconciliation-tasks/${row4.id}/`, { key: TENANT_73 })).status).toBe(404);
     expect((await api(`/reconciliation-tasks/${row4.id}/cancel/`, { body: {}, key: TENANT_73 })).status).toBe(404);
 

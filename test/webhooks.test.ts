@@ -8,12 +8,14 @@ import type { Taskyard } from '../src/taskyard.js';
 import {
   createWebhookTask,
   installWebhooks,
+  MIN_WEBHOOK_SECRET_LENGTH,
   signatureHeader,
   verifySignature,
   WEBHOOK_TASK_NAME,
   webhookConfigFromEnv,
   webhookTask,
 } from '../src/webhooks/index.js';
+import { grantOf } from '../src/webhooks/task.js';
 import { eventually, http, startServer, startYard, tempDir } from './helpers.js';
 
 const SECRET = 'whsec_test_0123456789abcdef';
@@ -130,7 +132,11 @@ describe('webhooks', () => {
         result: { done: 'jobs.hooked' },
         error: null,
         finished_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        delivery_id: headers['x-taskyard-delivery'],
       });
+      // The delivery id a receiver dedupes on is signed: a replay cannot swap in a fresh one.
+      const renamed = body.replace(String(headers['x-taskyard-delivery']), '00000000-0000-7000-8000-000000000000');
+      expect(verifySignature(SECRET, headers['x-taskyard-signature'] as string, renamed)).toBe(false);
     }
     // The delivery is a ledger run; its id is the delivery id the receiver saw.
     const runs = (await eventually(async () => {
@@ -229,6 +235,12 @@ describe('webhooks', () => {
     const timeline = await server.yard.store.events({ afterSeq: 0, limit: 100, taskId: to500!.id }, '*');
     expect(timeline.filter((e) => e.type === 'retry')).toHaveLength(4);
     expect(timeline.at(-1)!.type).toBe('failed');
+    // A failed delivery is not retried through the API: that would send another signed request.
+    const again = await http(`${server.url}/api/tasks/${to500!.id}/retry`, { method: 'POST' });
+    expect(again.status).toBe(409);
+    expect(again.body.detail).toMatch(/internal/);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(broken.received).toHaveLength(5);
 
     // 429 means "later": retried until it is accepted. 404 will not change: failed at once.
     expect(to429!.state).toBe('SUCCESS');
@@ -273,7 +285,7 @@ describe('webhooks', () => {
     expect(() => installWebhooks(yard, { secret: '' })).toThrow(/secret/);
     expect(() => installWebhooks(yard, { secret: SECRET, url: 'ftp://example.com' })).toThrow(/http/);
     const uninstall = installWebhooks(yard, { url: hook.url, secret: SECRET, events: ['failed'] });
-    expect(() => installWebhooks(yard, { url: hook.url, secret: 'another-secret' })).toThrow(/another secret/);
+    expect(() => installWebhooks(yard, { url: hook.url, secret: 'another-secret-0123456789' })).toThrow(/another secret/);
 
     const good = await yard.submit('jobs.some', {});
     const bad = await yard.submit('jobs.some', { fail: true });
@@ -306,16 +318,83 @@ describe('webhooks', () => {
 
   it('reads its configuration from the environment', () => {
     expect(webhookConfigFromEnv({})).toBeNull();
-    expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: 's3cret' })).toEqual({ url: undefined, secret: 's3cret' });
-    expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_URL: 'https://hooks.example.com/t', TASKYARD_WEBHOOK_SECRET: 's3cret' })).toEqual({
+    expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET })).toEqual({ url: undefined, secret: SECRET });
+    expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_URL: 'https://hooks.example.com/t', TASKYARD_WEBHOOK_SECRET: SECRET })).toEqual({
       url: 'https://hooks.example.com/t',
-      secret: 's3cret',
+      secret: SECRET,
     });
     expect(
-      webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: 's', TASKYARD_WEBHOOK_EVENTS: 'failed, revoked', TASKYARD_WEBHOOK_TIMEOUT_MS: '2500' }),
-    ).toEqual({ url: undefined, secret: 's', events: ['failed', 'revoked'], timeoutMs: 2500 });
+      webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET, TASKYARD_WEBHOOK_EVENTS: 'failed, revoked', TASKYARD_WEBHOOK_TIMEOUT_MS: '2500' }),
+    ).toEqual({ url: undefined, secret: SECRET, events: ['failed', 'revoked'], timeoutMs: 2500 });
     expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_URL: 'https://hooks.example.com/t' })).toThrow(/TASKYARD_WEBHOOK_SECRET/);
-    expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_URL: 'not a url', TASKYARD_WEBHOOK_SECRET: 's' })).toThrow(/not a URL/);
-    expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: 's', TASKYARD_WEBHOOK_EVENTS: 'started' })).toThrow(/unknown started/);
+    expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_URL: 'not a url', TASKYARD_WEBHOOK_SECRET: SECRET })).toThrow(/not a URL/);
+    expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET, TASKYARD_WEBHOOK_EVENTS: 'started' })).toThrow(/unknown started/);
+  });
+
+  it('refuses secrets shorter than 16 characters', async () => {
+    expect(MIN_WEBHOOK_SECRET_LENGTH).toBe(16);
+    const { yard, close } = await startYard({ tasks: [job('jobs.short'), fastDelivery()] });
+    closers.push(close);
+    for (const secret of ['s3cret', '0123456789abcde', ' '.repeat(20)]) {
+      expect(() => installWebhooks(yard, { secret })).toThrow(/installWebhooks: .*(at least 16 characters|secret is required)/);
+      expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: secret, TASKYARD_WEBHOOK_URL: 'https://hooks.example.com/t' })).toThrow(
+        /TASKYARD_WEBHOOK_(SECRET: the secret must be at least 16 characters|URL is set but TASKYARD_WEBHOOK_SECRET is not)/,
+      );
+    }
+    expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: '0123456789abcdef' })).toEqual({ url: undefined, secret: '0123456789abcdef' });
+    installWebhooks(yard, { secret: '0123456789abcdef' })();
+  });
+
+  it('refuses link-local and metadata addresses unless explicitly allowed', async () => {
+    const refused = [
+      'http://169.254.169.254/latest/meta-data/',
+      'http://169.254.0.1:8080/hook',
+      'http://[fd00:ec2::254]/latest',
+      'http://[fd12:3456::1]/hook',
+      'http://[fe80::1]/hook',
+      'http://[::ffff:169.254.169.254]/',
+      'http://metadata.google.internal/computeMetadata/v1/',
+      'http://METADATA.google.internal./',
+      'http://100.100.100.200/latest/meta-data/',
+    ];
+    const { yard, close } = await startYard({ tasks: [job('jobs.any'), fastDelivery()] });
+    closers.push(close);
+    for (const url of refused) {
+      expect(() => installWebhooks(yard, { secret: SECRET, url }), url).toThrow(/refused: .*(link-local or metadata|metadata service).*allowLinkLocal/);
+      expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET, TASKYARD_WEBHOOK_URL: url }), url).toThrow(
+        /TASKYARD_WEBHOOK_URL is refused.*TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL=true/,
+      );
+      // Said explicitly, it is allowed.
+      installWebhooks(yard, { secret: SECRET, url, allowLinkLocal: true })();
+      expect(webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET, TASKYARD_WEBHOOK_URL: url, TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL: 'true' })).toMatchObject({
+        url,
+        allowLinkLocal: true,
+      });
+    }
+    // Loopback and private networks are ordinary receivers.
+    for (const url of ['http://127.0.0.1:9000/hook', 'http://10.0.0.5/hook', 'http://[::1]:9000/hook', 'https://hooks.example.com/t']) {
+      installWebhooks(yard, { secret: SECRET, url })();
+    }
+    expect(() => webhookConfigFromEnv({ TASKYARD_WEBHOOK_SECRET: SECRET, TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL: 'maybe' })).toThrow(/true or false/);
+
+    // A definition's own URL is checked the same way.
+    const metadata = await startYard({ tasks: [job('jobs.meta', 'http://169.254.169.254/'), fastDelivery()] });
+    closers.push(metadata.close);
+    expect(() => installWebhooks(metadata.yard, { secret: SECRET })).toThrow(/webhook of jobs\.meta is refused/);
+    installWebhooks(metadata.yard, { secret: SECRET, allowLinkLocal: true })();
+  });
+
+  it('checks the address again when it delivers, and refuses a link-local one without sending', async () => {
+    const { yard, close } = await startYard({ tasks: [job('jobs.any'), fastDelivery()] });
+    closers.push(close);
+    closers.push(installWebhooks(yard, { secret: SECRET }));
+    // A delivery whose URL was never checked at start-up (as if a name came to resolve there).
+    const url = 'http://169.254.169.254/latest/meta-data/iam/';
+    const payload = { event: 'succeeded', task_id: 'x' };
+    const id = await yard.submit(WEBHOOK_TASK_NAME, { url, event: 'succeeded', payload, grant: grantOf(SECRET, 'succeeded', url, payload) });
+    const record = await yard.waitFor(id, 5000);
+    expect(record.state).toBe('FAILURE');
+    expect(record.attempt).toBe(1);
+    expect(record.error).toMatch(/Refused webhook .*169\.254\.169\.254 is a link-local or metadata address/);
   });
 });

@@ -1,15 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { TaskEvent } from '../../src/core/events.js';
 import type { TaskRecord } from '../../src/core/record.js';
-import type { Hooks, Taskyard } from '../../src/taskyard.js';
+import type { Taskyard } from '../../src/taskyard.js';
 import { reconciliationRoutes } from './routes.js';
 import { ReconciliationStore, TASK_OF_MODE, type ReconciliationMode, type ReconciliationRow } from './store.js';
 
 /**
  * The legacy reconciliation module (seed reconciliation-task-compatibility), built as an
  * application would build it on Taskyard: its own table in its own SQLite file, runs launched
- * through `yard.launch`, and lifecycle hooks that keep its rows in step with the ledger. It never
- * touches the ledger's storage.
+ * through `yard.launch`, and a durable consumer of the event log (`yard.consume`) that keeps its
+ * rows in step with the ledger: its cursor is in the ledger, so after a crash it catches up
+ * instead of missing what happened meanwhile. It never touches the ledger's storage.
  */
 
 const MODE_OF_TASK = new Map(Object.entries(TASK_OF_MODE).map(([mode, name]) => [name, mode as ReconciliationMode]));
@@ -36,18 +37,21 @@ export function createReconciliationModule(options: ReconciliationModuleOptions)
   const { yard } = options;
   const store = new ReconciliationStore(options.filename);
   const sync = new LedgerSync(yard, store);
-  const removeHooks = yard.addHooks(sync.hooks());
+  const consumer = yard.consume('reconciliation', (events) => sync.applyAll(events), { intervalMs: 250 });
   let closed = false;
 
   return {
     store,
     routes: (app) => reconciliationRoutes(app, { yard, store }),
-    idle: () => sync.idle(),
+    // Only the process holding the consumer's role consumes; elsewhere this returns at once.
+    idle: async () => {
+      await consumer.runOnce();
+    },
     async close() {
       if (closed) return;
       closed = true;
-      removeHooks();
-      await sync.idle();
+      yard.stopConsuming(consumer);
+      await consumer.runOnce().catch(() => {});
       store.close();
     },
   };
@@ -55,32 +59,23 @@ export function createReconciliationModule(options: ReconciliationModuleOptions)
 
 const iso = (t: number | null | undefined): string | null => (t === null || t === undefined ? null : new Date(t).toISOString());
 
-/**
- * Applies ledger events to the module's rows, one at a time in sequence order (hooks fire in
- * order, but some need an async read of the run, so they are chained to keep that order).
- */
+/** Applies ledger events to the module's rows, one at a time in sequence order. */
 class LedgerSync {
-  private chain: Promise<void> = Promise.resolve();
-
   constructor(
     private readonly yard: Taskyard,
     private readonly store: ReconciliationStore,
   ) {}
 
-  hooks(): Partial<Hooks> {
-    const on = (event: TaskEvent) => this.enqueue(event);
-    return { onEnqueued: on, onStarted: on, onProgress: on, onSucceeded: on, onFailed: on, onRetry: on, onRevoked: on };
-  }
-
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
-  private enqueue(event: TaskEvent): void {
-    if (!event.name.startsWith(PREFIX)) return;
-    this.chain = this.chain
-      .then(() => this.apply(event))
-      .catch((error) => this.yard.logger.error({ err: error, taskId: event.taskId }, 'reconciliation: could not apply a task event'));
+  async applyAll(events: TaskEvent[]): Promise<void> {
+    for (const event of events) {
+      if (!event.name.startsWith(PREFIX)) continue;
+      try {
+        await this.apply(event);
+      } catch (error) {
+        // One bad event must not stall the module: it is logged and passed over.
+        this.yard.logger.error({ err: error, taskId: event.taskId }, 'reconciliation: could not apply a task event');
+      }
+    }
   }
 
   private async apply(event: TaskEvent): Promise<void> {

@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateDatabaseFile, restrictSqliteSidecars } from '../../src/store/private-files.js';
 import type { TenantScope } from '../../src/store/types.js';
 
 /**
@@ -89,9 +88,11 @@ export class ReconciliationStore {
   private readonly stmts;
 
   constructor(filename: string) {
-    if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
+    // Owner-only files, like the ledger's: the rows hold tenants' reconciliation data.
+    const created = filename !== ':memory:' && createPrivateDatabaseFile(filename);
     this.db = new Database(filename);
     this.db.pragma('journal_mode = WAL');
+    if (created) restrictSqliteSidecars(filename);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     const db = this.db;

@@ -6,9 +6,20 @@ import { pick, requireCompany, simulate, type Step } from './common.js';
 /** One simulated month of documents takes about a second at scale 1 (DESIGN.md). */
 const MONTH_MS = 1000;
 const F29_MS = 150;
+const MAX_MONTH_OFFSET = 120;
 
 const months = z.number().int().min(1).max(12).default(1).describe('Number of months to sync (1-12)');
-const monthOffset = z.number().int().min(0).default(0).describe('Offset from the current month (0 = current, 1 = last month)');
+/**
+ * Bounded, so a huge offset is a 422 rather than a `period` of "NaNNaN". A refinement, not
+ * `.max()`, keeps the parameter listing exactly as the seed documents it.
+ */
+const monthOffset = z
+  .number()
+  .int()
+  .min(0)
+  .refine((n) => n <= MAX_MONTH_OFFSET, `must be at most ${MAX_MONTH_OFFSET} (ten years back)`)
+  .default(0)
+  .describe('Offset from the current month (0 = current, 1 = last month)');
 const year = z
   .string()
   .regex(/^\d{4}$/)

@@ -89,6 +89,23 @@ export interface StatsResponse {
   workers?: Array<{ name: string; engine: string; pid: number | null; concurrency: number; active: number; processed: number; started_at: string | null }>;
 }
 
+/** One entry of a task's timeline (GET /api/tasks/{id}/timeline), oldest first. */
+export interface TimelineEvent {
+  seq: number;
+  /** enqueued, started, progress, log, cancel_requested, retry, succeeded, failed or revoked */
+  type: string;
+  state: string;
+  at: string;
+  data: Record<string, unknown> | null;
+}
+
+export interface TimelinePage {
+  task_id: string;
+  events: TimelineEvent[];
+  /** Pass as `after` for the next page; null once the page reached the newest event. */
+  next_after: number | null;
+}
+
 export interface LaunchRequest {
   task_type: string;
   params: Record<string, unknown>;
@@ -200,6 +217,14 @@ export class TaskyardClient {
 
   retry(id: string): Promise<TaskJson> {
     return this.request('POST', `/api/tasks/${encodeURIComponent(id)}/retry`, {});
+  }
+
+  timeline(id: string, after?: number, limit?: number): Promise<TimelinePage> {
+    const search = new URLSearchParams();
+    if (after !== undefined) search.set('after', String(after));
+    if (limit !== undefined) search.set('limit', String(limit));
+    const qs = search.toString();
+    return this.request('GET', `/api/tasks/${encodeURIComponent(id)}/timeline${qs ? `?${qs}` : ''}`);
   }
 
   stats(): Promise<StatsResponse> {

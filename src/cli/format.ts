@@ -1,5 +1,5 @@
 /** Output formatting for the CLI: tables, durations, progress bars and summaries. Pure functions. */
-import type { ParameterInfo, StatsResponse, TaskJson, TypesResponse } from './client.js';
+import type { ParameterInfo, StatsResponse, TaskJson, TimelineEvent, TypesResponse } from './client.js';
 
 export const TERMINAL_STATES = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
 
@@ -196,4 +196,52 @@ export function typesSummary(types: TypesResponse, style: Style): string {
     }
   }
   return out.join('\n');
+}
+
+const EVENT_COLOR: Record<string, string> = {
+  enqueued: 'dim',
+  started: 'cyan',
+  progress: 'blue',
+  cancel_requested: 'magenta',
+  retry: 'yellow',
+  succeeded: 'green',
+  failed: 'red',
+  revoked: 'magenta',
+};
+
+const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+const seconds = (ms: unknown): string | null => (typeof ms === 'number' ? formatDuration(ms / 1000) : null);
+
+/**
+ * The readable part of an event's data: the fields each type is known to carry, then any others
+ * as key=value. Tracebacks are left to `--json`, they do not fit a line.
+ */
+export function eventDetail(event: Pick<TimelineEvent, 'type' | 'data'>): string {
+  const { progress, message, error, attempt, delay_ms, duration_ms, reason, hard, traceback: _traceback, ...rest } = event.data ?? {};
+  const parts: string[] = [];
+  const after = seconds(duration_ms);
+  if (event.type === 'progress' && typeof progress === 'number') parts.push(formatPercent(progress));
+  if (message !== undefined && message !== null && message !== '') parts.push(text(message));
+  if (event.type === 'retry') {
+    parts.push(`attempt ${attempt ?? '?'} failed${error ? `: ${text(error)}` : ''}${seconds(delay_ms) ? `; next try in ${seconds(delay_ms)}` : ''}`);
+  } else if (event.type === 'failed') {
+    parts.push(`${error ? text(error) : 'failed'}${attempt !== undefined ? ` (attempt ${attempt}${after ? `, ${after}` : ''})` : ''}`);
+  } else if (event.type === 'succeeded') {
+    if (attempt !== undefined) parts.push(`attempt ${attempt}${after ? ` in ${after}` : ''}`);
+  } else if (event.type === 'revoked' || event.type === 'cancel_requested') {
+    if (reason) parts.push(text(reason));
+    if (typeof hard === 'boolean') parts.push(hard ? 'hard' : 'soft');
+  } else {
+    if (error !== undefined && error !== null) parts.push(`error=${text(error)}`);
+    if (attempt !== undefined) parts.push(`attempt=${text(attempt)}`);
+  }
+  for (const [key, value] of Object.entries(rest)) if (value !== undefined && value !== null) parts.push(`${key}=${text(value)}`);
+  return parts.join('  ');
+}
+
+/** `2026-11-23 15:40:01  progress          STARTED  40%  Compras` */
+export function timelineLine(event: TimelineEvent, style: Style): string {
+  const type = paint(style, EVENT_COLOR[event.type] ?? '', event.type.padEnd(16));
+  const state = paintState(style, event.state) + ' '.repeat(Math.max(0, 7 - event.state.length));
+  return `${formatTime(event.at)}  ${type}  ${state}  ${eventDetail(event)}`.trimEnd();
 }

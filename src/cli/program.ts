@@ -1,11 +1,13 @@
 /**
- * The `taskyard` command line: a thin client of the native HTTP API, plus `serve` for the demo.
+ * The `taskyard` command line: a thin client of the native HTTP API, plus `serve` and `worker` for the user's tasks.
  * Exit codes: 0 success; 1 the task ended FAILURE or REVOKED; 2 usage, HTTP or connection errors.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CliError, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, TaskyardClient, type ParameterInfo, type TaskJson } from './client.js';
-import { json, paint, progressLine, statsSummary, taskSummary, taskTable, TERMINAL_STATES, typesSummary, type Style } from './format.js';
+import { json, paint, progressLine, statsSummary, taskSummary, taskTable, TERMINAL_STATES, timelineLine, typesSummary, type Style } from './format.js';
 import { buildParams } from './params.js';
+import type { ServeCommandOptions } from './serve.js';
+import type { WorkerCommandOptions } from './worker.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:8000';
 const POLL_INTERVAL_MS = 250;
@@ -132,6 +134,28 @@ async function waitAndReport(ctx: Context, first: TaskJson): Promise<number> {
   return EXIT_TASK_FAILED;
 }
 
+const TIMELINE_PAGE = 500;
+
+/**
+ * Prints the timeline page by page. With `follow`, polls for new events until the task is
+ * terminal: the state is read before the last drain, so no event of a finished task is missed.
+ * `--json` prints one event per line (NDJSON), which suits following.
+ */
+async function printTimeline(ctx: Context, id: string, follow: boolean): Promise<void> {
+  let after: number | undefined;
+  for (;;) {
+    const finished = !follow || TERMINAL_STATES.has((await ctx.client.get(id)).state);
+    for (;;) {
+      const page = await ctx.client.timeline(id, after, TIMELINE_PAGE);
+      for (const event of page.events) ctx.out(ctx.json ? JSON.stringify(event) : timelineLine(event, ctx.outStyle));
+      after = page.next_after ?? page.events.at(-1)?.seq ?? after;
+      if (page.next_after === null) break;
+    }
+    if (finished) return;
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
 /** The parameter schema of one task type, used to keep string-typed values as strings. */
 async function schemaOf(client: TaskyardClient, taskType: string): Promise<Record<string, ParameterInfo> | undefined> {
   const types = await client.types();
@@ -154,16 +178,26 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('serve')
-    .description('Run the demo server in this process (SQLite ledger, local engine)')
+    .description('Serve your task definitions over the native HTTP API (SQLite ledger, local engine, this process)')
+    .requiredOption('--tasks <module>', 'ES module exporting your task definitions (default export array, or named exports); .ts needs tsx')
     .option('--port <port>', 'port to listen on (env PORT, default 8000)', intOption('--port', 0, 65535))
     .option('--host <host>', 'address to bind (env HOST, default 127.0.0.1)')
-    .option('--data-dir <dir>', 'directory of the SQLite ledger (env TASKYARD_DATA_DIR, default ./data)')
-    .action(async (options: { port?: number; host?: string; dataDir?: string }) => {
-      if (options.port !== undefined) process.env.PORT = String(options.port);
-      if (options.host !== undefined) process.env.HOST = options.host;
-      if (options.dataDir !== undefined) process.env.TASKYARD_DATA_DIR = options.dataDir;
-      // The demo module starts the server (and handles its own signals and start-up errors) on import.
-      await import('../../demo/server.js');
+    .option('--data-dir <dir>', 'directory of the SQLite ledger (env TASKYARD_DATA_DIR, default ./data; DATABASE_URL for PostgreSQL)')
+    .action(async (options: ServeCommandOptions) => {
+      // Loaded here, not at the top: the server stack is not needed by (or slow for) other commands.
+      const { serveTasks } = await import('./serve.js');
+      await serveTasks(options);
+    });
+
+  program
+    .command('worker')
+    .description('Run your task definitions as a BullMQ worker (REDIS_URL, and DATABASE_URL for the shared ledger)')
+    .requiredOption('--tasks <module>', 'ES module exporting your task definitions (default export array, or named exports); .ts needs tsx')
+    .option('--concurrency <n>', 'most tasks at once in this worker (env TASKYARD_CONCURRENCY, default 20)', intOption('--concurrency', 1, 10_000))
+    .option('--queue <name>', 'BullMQ queue name (env TASKYARD_QUEUE, default taskyard)')
+    .action(async (options: WorkerCommandOptions) => {
+      const { runWorker } = await import('./worker.js');
+      await runWorker(options);
     });
 
   program
@@ -197,6 +231,16 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const ctx = contextOf(command);
       const task = await withTask(id, () => ctx.client.get(id));
       ctx.out(ctx.json ? json(task) : taskSummary(task, ctx.outStyle));
+    });
+
+  program
+    .command('logs')
+    .description("Print a task's timeline: transitions, progress and log lines, oldest first")
+    .argument('<task_id>')
+    .option('-f, --follow', 'keep printing new events until the task finishes')
+    .action(async (id: string, options: { follow?: boolean }, command: Command) => {
+      const ctx = contextOf(command);
+      await withTask(id, () => printTimeline(ctx, id, Boolean(options.follow)));
     });
 
   program

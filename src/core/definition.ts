@@ -43,6 +43,11 @@ export interface TaskOptions<S extends z.ZodType, R> {
   tenant?: (params: z.output<S>) => string | number | null | undefined;
   /** Webhook URL notified (signed) when a run of this definition ends. */
   webhook?: string;
+  /**
+   * Taskyard's own machinery (e.g. webhook deliveries): runs like any task, but is never listed
+   * by an API and cannot be launched through one; only the library submits it.
+   */
+  internal?: boolean;
   run(params: z.output<S>, ctx: TaskContext): Promise<R> | R;
 }
 
@@ -62,6 +67,7 @@ export interface TaskDefinition<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly isolation: Isolation;
   readonly concurrency: number | null;
   readonly webhook: string | null;
+  readonly internal: boolean;
   tenantOf(params: z.output<S>): string | null;
   run(params: z.output<S>, ctx: TaskContext): Promise<R> | R;
 }
@@ -98,6 +104,7 @@ export function defineTask<S extends z.ZodType = z.ZodObject<{}>, R = unknown>(
     isolation: options.isolation ?? 'none',
     concurrency: options.concurrency ?? null,
     webhook: options.webhook ?? null,
+    internal: options.internal ?? false,
     tenantOf(params) {
       const value = tenant(params);
       return value === null || value === undefined || value === '' ? null : String(value);

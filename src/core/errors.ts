@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'conflict'
   | 'backend_unavailable'
   | 'forbidden'
-  | 'unauthorized';
+  | 'unauthorized'
+  | 'payload_too_large';
 
 export class TaskyardError extends Error {
   constructor(
@@ -47,6 +48,13 @@ function describeFieldError(e: FieldError): string {
 }
 
 export const backendUnavailable = (message: string) => new TaskyardError('backend_unavailable', message);
+
+/** Whether an error means "the ledger is unreachable or locked for now", as opposed to a bug or bad data. */
+export function isBackendUnavailable(error: unknown): boolean {
+  if (error instanceof TaskyardError) return error.code === 'backend_unavailable';
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(SQLITE_BUSY|SQLITE_LOCKED|SQLITE_IOERR|SQLITE_FULL|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|57P01|57P03|08\w{3})/.test(code);
+}
 
 /** Thrown by a task to fail at once, without using its remaining attempts. */
 export class NonRetryableError extends Error {

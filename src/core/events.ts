@@ -1,6 +1,15 @@
 import type { TaskState } from './states.js';
 
-export type TaskEventType = 'enqueued' | 'started' | 'progress' | 'retry' | 'succeeded' | 'failed' | 'revoked' | 'log';
+export type TaskEventType =
+  | 'enqueued'
+  | 'started'
+  | 'progress'
+  | 'log'
+  | 'cancel_requested'
+  | 'retry'
+  | 'succeeded'
+  | 'failed'
+  | 'revoked';
 
 /** A transition, progress report or log line. `seq` orders all events of a ledger. */
 export interface TaskEvent {

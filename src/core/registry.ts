@@ -37,6 +37,18 @@ export class TaskRegistry {
     return [...this.byName.values()];
   }
 
+  /** The definitions an API may list and launch: all but Taskyard's internal ones. */
+  publicDefinitions(): AnyTaskDefinition[] {
+    return this.all().filter((d) => !d.internal);
+  }
+
+  /** Like `get`, for callers outside the library: an internal definition is reported unknown. */
+  getPublic(name: string): AnyTaskDefinition {
+    const definition = this.get(name);
+    if (definition.internal) throw unknownTaskType(name);
+    return definition;
+  }
+
   names(): string[] {
     return [...this.byName.keys()];
   }
@@ -55,7 +67,7 @@ export class TaskRegistry {
 
   /** Validates and applies defaults. Throws `invalid_params` with one entry per failing field. */
   parseParams(definition: AnyTaskDefinition, params: unknown): unknown {
-    const parsed = (definition.params as z.ZodType).safeParse(params ?? {});
+    const parsed = (definition.params as z.ZodType).safeParse(params ?? {}, { reportInput: true });
     if (parsed.success) return parsed.data;
     const errors: FieldError[] = parsed.error.issues.map((issue) => ({
       field: issue.path.map(String).join('.'),
@@ -65,7 +77,13 @@ export class TaskRegistry {
   }
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) return 'is required';
+/**
+ * A zod issue in words that name the real problem: "is required" only when the value is absent,
+ * else what was expected and received. Needs issues parsed with `reportInput: true`.
+ */
+export function describeIssue(issue: z.core.$ZodIssue): string {
+  const absent = (issue as { input?: unknown }).input === undefined;
+  if (absent && (issue.code === 'invalid_type' || issue.code === 'invalid_union' || issue.code === 'invalid_value')) return 'is required';
+  if (issue.code === 'invalid_type') return issue.message.replace(/^Invalid input: /, '');
   return issue.message;
 }

@@ -1,7 +1,10 @@
+import type { AnyTaskDefinition } from '../core/definition.js';
 import type { TaskEvent } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskRegistry } from '../core/registry.js';
+import type { MaintenanceService } from '../maintenance/service.js';
 import type { TaskStore } from '../store/types.js';
+import type { RecordLimits } from './execution.js';
 
 export interface Logger {
   info(obj: unknown, msg?: string): void;
@@ -17,6 +20,10 @@ export interface EngineContext {
   logger: Logger;
   /** Module that exports the task definitions, for runs outside this thread or process. */
   tasksModule?: string;
+  /** Size limits on results and messages (defaults: DEFAULT_LIMITS). */
+  limits?: RecordLimits;
+  /** This process's id among the peers sharing the ledger: the owner recorded on every run it claims. */
+  workerId?: string;
 }
 
 export interface CancelRequest {
@@ -27,6 +34,8 @@ export interface CancelRequest {
 export interface ActiveRun {
   id: string;
   name: string;
+  /** Whose run it is, so a tenant-limited caller sees only its own. */
+  tenantId: string | null;
   params: unknown;
   startedAt: number;
 }
@@ -35,11 +44,15 @@ export interface WorkerInfo {
   /** Celery-style worker name, e.g. `local@hostname`. */
   name: string;
   engine: string;
+  /** The machine it runs on (set for workers of other processes). */
+  host?: string;
   pid: number;
   concurrency: number;
   active: ActiveRun[];
   /** Runs this worker has finished since it started. */
   processed: number;
+  /** The same count for each tenant (tenant-less runs are left out). */
+  processedByTenant: Record<string, number>;
   startedAt: number;
 }
 
@@ -53,6 +66,8 @@ export interface EngineInfo {
  */
 export interface Engine {
   readonly name: string;
+  /** Most runs at once in this process, if the engine runs any here. */
+  readonly concurrency?: number;
   start(context: EngineContext): Promise<void>;
   /** New runs are in the ledger; deliver them. */
   enqueue(records: TaskRecord[]): Promise<void>;
@@ -65,4 +80,12 @@ export interface Engine {
   stop(graceMs: number): Promise<void>;
   /** Engines may react to committed events (e.g. a cancel requested by another process). */
   onEvents?(events: TaskEvent[]): void;
+  /**
+   * The engine that will run a new run of this definition, recorded on the run (the hybrid
+   * engine routes each definition). Throws a `backend_unavailable` error when it cannot take the
+   * run now, so the launch is refused before anything is written.
+   */
+  engineFor?(definition: AnyTaskDefinition): string;
+  /** Maintenance duties the engine needs, run by the runtime (e.g. the leader's dispatch sweeper). */
+  services?(context: Pick<EngineContext, 'store' | 'logger'>): MaintenanceService[];
 }

@@ -6,8 +6,11 @@ import type { Logger } from '../engines/types.js';
 import type { Taskyard } from '../taskyard.js';
 import type { TenantScope } from '../store/types.js';
 import { Authenticator, requireRole, type ApiKey, type Principal, type Role } from './auth.js';
-import { errorHandler } from './errors.js';
-import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './dashboard.js';
+import { createErrorHandler } from './errors.js';
+import { parseJsonBody } from './json-body.js';
+import { redocRoutes } from './redoc.js';
+import { eventRoutes, type EventRoutesOptions } from './routes/events.js';
 import { nativeRoutes } from './routes/native.js';
 
 declare module 'fastify' {
@@ -26,8 +29,10 @@ export interface AppOptions {
   yard: Taskyard;
   apiKeys?: ApiKey[];
   logger?: Logger | boolean;
-  /** Event stream tuning: heartbeat (default 15 s) and the most events buffered for a slow client. */
-  sse?: { heartbeatMs?: number; maxPendingEvents?: number };
+  /** Event stream tuning: heartbeat, stream caps, per-client buffer and replay bounds. */
+  sse?: EventRoutesOptions;
+  /** Largest request body, in bytes (default 1 MiB). */
+  bodyLimit?: number;
   /** More routers (the seeds' compatibility routers, app modules), registered after the native one. */
   plugins?: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -40,7 +45,7 @@ export const scopeOf = (request: FastifyRequest): TenantScope => request.princip
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger === undefined ? false : (options.logger as never),
-    bodyLimit: BODY_LIMIT,
+    bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { coerceTypes: false } },
     // Errors Fastify answers itself (bad percent-encoding, over-long path parameters) keep our error model.
@@ -52,27 +57,34 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // Validation is zod's job (clear 422s); the JSON schemas on routes are for the OpenAPI document.
   app.setValidatorCompiler(() => () => true);
-  app.setErrorHandler(errorHandler);
+  // 5xx go to the app's logger when it has one, else to the yard's, so none goes unlogged.
+  app.setErrorHandler(createErrorHandler(options.logger ? app.log : options.yard.logger));
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ detail: `Not found: ${request.method} ${request.url.split('?')[0]}` });
   });
   // An empty JSON body is no body (curl -X POST -H 'Content-Type: application/json' with no -d).
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = (body as string).trim();
-    if (text === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text));
+      done(null, parseJsonBody(body as string));
     } catch (error) {
-      done(Object.assign(new Error(`Malformed JSON body: ${(error as Error).message}`), { statusCode: 400 }), undefined);
+      done(error as Error, undefined);
     }
   });
 
   app.decorateRequest('principal', null as unknown as Principal);
+  // The request log: one line per request, at debug level, so it is there when asked for and
+  // costs nothing otherwise (task lifecycle lines are the info-level log).
+  const requestLog = options.yard.logger as { isLevelEnabled?: (level: string) => boolean; debug: (obj: unknown, msg?: string) => void };
+  if (!options.logger && requestLog.isLevelEnabled?.('debug')) {
+    app.addHook('onResponse', async (request, reply) => {
+      requestLog.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    });
+  }
   app.addHook('onRequest', async (request) => {
     const config = request.routeOptions.config;
     const url = request.routeOptions.url;
     if (config?.public || !url || url === '/docs' || url.startsWith('/docs/')) {
-      request.principal = { role: 'viewer', tenants: [], anonymous: true };
+      request.principal = { role: 'viewer', tenants: [], anonymous: true, keyId: 'anonymous' };
       return;
     }
     request.principal = auth.authenticate(request);
@@ -95,9 +107,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  redocRoutes(app);
 
   await app.register(async (scoped) => nativeRoutes(scoped, options.yard));
   await app.register(async (scoped) => eventRoutes(scoped, options.yard, options.sse));
+  await app.register(async (scoped) => dashboardRoutes(scoped));
   for (const plugin of options.plugins ?? []) await app.register(async (scoped) => plugin(scoped));
   return app;
 }

@@ -1,4 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TaskyardError } from '../core/errors.js';
@@ -12,10 +14,17 @@ export interface Principal {
   tenants: TenantScope;
   /** True when no keys are configured (loopback-only protected mode). */
   anonymous: boolean;
+  /** Names the key without revealing it (a digest prefix); 'anonymous' for anonymous callers. */
+  keyId: string;
 }
 
 const apiKeySchema = z.object({
-  key: z.string().min(16, 'API keys must be at least 16 characters'),
+  key: z
+    .string()
+    .refine((key) => key.trim() !== '', { message: 'must not be blank', abort: true })
+    // Presented credentials are trimmed, so such a key could never match.
+    .refine((key) => key === key.trim(), { message: 'must not start or end with whitespace', abort: true })
+    .min(16, 'API keys must be at least 16 characters'),
   role: z.enum(['admin', 'operator', 'viewer']),
   tenants: z.union([z.literal('*'), z.array(z.union([z.string(), z.number()]).transform(String))]),
 });
@@ -30,10 +39,25 @@ export function parseApiKeys(text: string | undefined): ApiKey[] {
   } catch (error) {
     throw new Error(`TASKYARD_API_KEYS is not valid JSON: ${(error as Error).message}`);
   }
+  return validApiKeys(raw, 'TASKYARD_API_KEYS');
+}
+
+/**
+ * Checks keys given in code or in the environment: each well formed, none blank, and no key
+ * listed twice (which of the two roles and tenant lists would it carry?). Errors name keys by
+ * position, never by value.
+ */
+export function validApiKeys(raw: unknown, source = 'apiKeys'): ApiKey[] {
   const parsed = z.array(apiKeySchema).safeParse(raw);
   if (!parsed.success) {
-    throw new Error(`TASKYARD_API_KEYS is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(`${source} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
+  const firstAt = new Map<string, number>();
+  parsed.data.forEach((k, i) => {
+    const first = firstAt.get(k.key);
+    if (first !== undefined) throw new Error(`${source} is invalid: keys ${first} and ${i} are the same key; give each its own`);
+    firstAt.set(k.key, i);
+  });
   return parsed.data;
 }
 
@@ -43,7 +67,10 @@ export class Authenticator {
   private readonly keys: Array<{ digest: Buffer; principal: Principal }>;
 
   constructor(keys: ApiKey[]) {
-    this.keys = keys.map((k) => ({ digest: digest(k.key), principal: { role: k.role, tenants: k.tenants, anonymous: false } }));
+    this.keys = validApiKeys(keys).map((k) => {
+      const keyDigest = digest(k.key);
+      return { digest: keyDigest, principal: { role: k.role, tenants: k.tenants, anonymous: false, keyId: keyDigest.toString('hex', 0, 8) } };
+    });
   }
 
   get enabled(): boolean {
@@ -52,7 +79,7 @@ export class Authenticator {
 
   /** The caller's principal; 401 when keys are configured and none (or a wrong one) is sent. */
   authenticate(request: FastifyRequest): Principal {
-    if (!this.enabled) return { role: 'admin', tenants: '*', anonymous: true };
+    if (!this.enabled) return { role: 'admin', tenants: '*', anonymous: true, keyId: 'anonymous' };
     const presented = credentialOf(request);
     if (!presented) throw new TaskyardError('unauthorized', 'Authentication required: send Authorization: Bearer <key> or X-API-Key');
     // Compare digests in constant time, and against every key, so timing reveals nothing.
@@ -81,5 +108,22 @@ export function requireRole(principal: Principal, role: Role): void {
   }
 }
 
-export const isLoopback = (host: string): boolean =>
-  host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1';
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** True for an IP address in 127.0.0.0/8 or ::1 (IPv4-mapped forms included); names are not addresses. */
+export function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * The addresses a server bound to `host` may listen on: an IP literal as it is, a name (even
+ * `localhost`) as the resolver answers, every address of it. Rejects when a name does not resolve.
+ */
+export async function bindAddressesOf(host: string): Promise<string[]> {
+  if (isIP(host)) return [host];
+  const addresses = await lookup(host, { all: true });
+  return addresses.map((a) => a.address);
+}

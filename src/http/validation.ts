@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { TaskyardError, type FieldError } from '../core/errors.js';
+import { describeIssue } from '../core/registry.js';
 
 /** Parses a query or body with zod; failures are a 422 with one entry per field. */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where: 'query' | 'body'): z.output<S> {
-  const parsed = schema.safeParse(value ?? (where === 'body' ? {} : {}));
+  const parsed = schema.safeParse(value ?? {}, { reportInput: true });
   if (parsed.success) return parsed.data;
   const errors: FieldError[] = parsed.error.issues.map((issue) => ({
     field: issue.path.map(String).join('.') || where,
-    message: issue.message,
+    message: describeIssue(issue),
   }));
   throw new TaskyardError(
     'invalid_params',

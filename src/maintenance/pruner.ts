@@ -1,6 +1,7 @@
 import { toMs, type Duration } from '../core/duration.js';
 import type { Logger } from '../engines/types.js';
 import type { TaskStore } from '../store/types.js';
+import type { MaintenanceService } from './service.js';
 
 export interface PrunerOptions {
   /** Finished runs older than this are deleted with their timeline. Default 7 days. */
@@ -13,12 +14,14 @@ export interface PrunerOptions {
 
 /**
  * Maintenance service: keeps the ledger from growing without bound. Live runs are never
- * touched; only SUCCESS, FAILURE and REVOKED runs past the retention go.
+ * touched; only SUCCESS, FAILURE and REVOKED runs past the retention go. Leader-only, so one
+ * process prunes however many share the ledger.
  */
-export class Pruner {
-  private timer: NodeJS.Timeout | null = null;
+export class Pruner implements MaintenanceService {
+  readonly name = 'pruner';
+  readonly leaderOnly = true;
+  readonly intervalMs: number;
   private readonly retentionMs: number;
-  private readonly intervalMs: number;
   private readonly batchSize: number;
 
   constructor(
@@ -31,11 +34,6 @@ export class Pruner {
     this.batchSize = options.batchSize ?? 1000;
   }
 
-  start(): void {
-    this.timer = setInterval(() => void this.runOnce().catch((error) => this.logger.error({ err: error }, 'pruning failed')), this.intervalMs);
-    this.timer.unref();
-  }
-
   /** Deletes everything past retention, a batch per commit. Returns how many runs went. */
   async runOnce(now = Date.now()): Promise<number> {
     let total = 0;
@@ -46,10 +44,5 @@ export class Pruner {
     }
     if (total > 0) this.logger.info({ deleted: total }, 'pruned finished runs past retention');
     return total;
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
   }
 }

@@ -1,12 +1,14 @@
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type MigrationProvider } from 'kysely';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
-import { TASK_STATES, canTransition, type TaskState } from '../core/states.js';
-import { NO_TENANT, migrations } from './migrations.js';
-import { emptyStats, percentile, type CountRow, foldCounts } from './stats.js';
+import type { TaskState } from '../core/states.js';
+import { NO_TENANT } from './migrations/common.js';
+import { sqliteMigrations } from './migrations/sqlite.js';
+import { appliesTo, COLUMNS, inScope, json, mayApply, prepareChange, rowToEvent, rowToRecord, type EventRow, type PreparedChange, type Row } from './codec.js';
+import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-files.js';
+import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
+import { listQuery, pageOf } from './list-query.js';
 import type {
   ClaimOptions,
   EventQuery,
@@ -16,110 +18,22 @@ import type {
   TaskPage,
   TaskStore,
   TenantScope,
+  WorkerRow,
 } from './types.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:' for tests that need no durability. */
   filename: string;
   onCommit?: (events: TaskEvent[]) => void;
+  /**
+   * How long a write may wait for another process's lock before it fails as unavailable (503).
+   * The wait is asynchronous, so a locked file never stalls the event loop. Default 2 s.
+   */
+  lockWaitMs?: number;
 }
 
-interface Row {
-  id: string;
-  name: string;
-  category: string;
-  display_name: string;
-  state: TaskState;
-  progress: number;
-  progress_message: string | null;
-  tenant_id: string | null;
-  params: string;
-  result: string | null;
-  error: string | null;
-  traceback: string | null;
-  meta: string | null;
-  attempt: number;
-  max_attempts: number;
-  priority: number;
-  queue: string;
-  route: 'light' | 'heavy';
-  engine: string;
-  worker: string | null;
-  idempotency_key: string | null;
-  run_at: number;
-  cancel_requested: 'soft' | 'hard' | null;
-  revoke_reason: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
-}
-
-interface EventRow {
-  seq: number;
-  task_id: string;
-  type: TaskEventType;
-  state: TaskState;
-  name: string;
-  category: string;
-  tenant_id: string | null;
-  at: number;
-  data: string | null;
-}
-
-/** Record field -> column, for the fields a change may patch. */
-const COLUMNS: Record<string, { column: string; json?: boolean; notNull?: boolean }> = {
-  progress: { column: 'progress', notNull: true },
-  progressMessage: { column: 'progress_message' },
-  result: { column: 'result', json: true },
-  error: { column: 'error' },
-  traceback: { column: 'traceback' },
-  meta: { column: 'meta', json: true },
-  attempt: { column: 'attempt', notNull: true },
-  worker: { column: 'worker' },
-  engine: { column: 'engine', notNull: true },
-  runAt: { column: 'run_at', notNull: true },
-  cancelRequested: { column: 'cancel_requested' },
-  revokeReason: { column: 'revoke_reason' },
-  startedAt: { column: 'started_at' },
-  finishedAt: { column: 'finished_at' },
-};
-
-const json = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
-const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
-
-export function rowToRecord(row: Row): TaskRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    category: row.category,
-    displayName: row.display_name,
-    state: row.state,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    tenantId: row.tenant_id,
-    params: parse(row.params),
-    result: parse(row.result),
-    error: row.error,
-    traceback: row.traceback,
-    meta: parse(row.meta) as Record<string, unknown> | null,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    priority: row.priority,
-    queue: row.queue,
-    route: row.route,
-    engine: row.engine,
-    worker: row.worker,
-    idempotencyKey: row.idempotency_key,
-    runAt: Number(row.run_at),
-    cancelRequested: row.cancel_requested,
-    revokeReason: row.revoke_reason,
-    createdAt: Number(row.created_at),
-    startedAt: row.started_at === null ? null : Number(row.started_at),
-    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
+/** The longest the event loop may block in SQLite's own busy handler, per try. */
+const BUSY_SLICE_MS = 20;
 
 /** Every column, in Row order. Hot paths bind and read rows as arrays, which is much cheaper than objects. */
 const ROW_COLUMNS = [
@@ -165,57 +79,6 @@ function recordToTuple(r: TaskRecord): unknown[] {
   ];
 }
 
-function rowToEvent(row: EventRow): TaskEvent {
-  return {
-    seq: row.seq,
-    taskId: row.task_id,
-    type: row.type,
-    state: row.state,
-    name: row.name,
-    category: row.category,
-    tenantId: row.tenant_id,
-    at: Number(row.at),
-    data: parse(row.data) as Record<string, unknown> | null,
-  };
-}
-
-/** States that may move to `to`, computed once from core/states. */
-const SOURCES = new Map<TaskState, TaskState[]>(
-  TASK_STATES.map((to) => [to, TASK_STATES.filter((from) => canTransition(from, to))]),
-);
-
-/** A change with its values checked and serialized, so applying it cannot fail halfway. */
-interface PreparedChange {
-  change: TaskChange;
-  fields: string[];
-  values: unknown[];
-  dataText: string | null;
-}
-
-function prepareChange(change: TaskChange): PreparedChange {
-  const fields = Object.keys(change.patch);
-  const values = fields.map((field) => {
-    const column = COLUMNS[field];
-    if (!column) throw new Error(`Field ${field} cannot be changed`);
-    const value = (change.patch as Record<string, unknown>)[field];
-    if (column.json) return json(value);
-    if (value === undefined || value === null) {
-      if (column.notNull) throw new Error(`Field ${field} cannot be null`);
-      return null;
-    }
-    if (typeof value !== 'string' && typeof value !== 'number') throw new Error(`Field ${field} must be a string or a number`);
-    return value;
-  });
-  return { change, fields, values, dataText: json(change.data) };
-}
-
-/** Whether `change` may apply to a task in `state`: a legal transition (or a progress update) from an allowed state. */
-function appliesTo(change: TaskChange, state: TaskState): boolean {
-  const progressOnly = change.to === state && change.event !== 'enqueued';
-  if (!progressOnly && !SOURCES.get(change.to)!.includes(state)) return false;
-  return !change.from || change.from.includes(state);
-}
-
 /**
  * One task's events, newest first, by following the chain back from seq `?` while the
  * previous seq is above `?`.
@@ -233,7 +96,16 @@ interface Pending {
 }
 
 /** What a transition needs to know about a task: where its row is, its state, and its fixed fields. */
-type Head = [rowid: number, state: TaskState, name: string, category: string, tenantId: string | null, lastSeq: number | null];
+type Head = [
+  rowid: number,
+  state: TaskState,
+  name: string,
+  category: string,
+  tenantId: string | null,
+  lastSeq: number | null,
+  cancelRequested: string | null,
+  worker: string | null,
+];
 
 /** A run this store moved to STARTED: enough to record its outcome without reading its row first. */
 interface ClaimedRun {
@@ -281,11 +153,14 @@ export class SqliteStore implements TaskStore {
   /** Count deltas of the op being run, kept apart so a failed op leaves no trace. */
   private opDeltas: Array<[string, number]> = [];
   private closed = false;
+  private readonly lockWaitMs: number;
+  /** When the current run of lock failures began. */
+  private lockedSince: number | null = null;
   onCommit: (events: TaskEvent[]) => void;
   private stmts!: ReturnType<SqliteStore['prepare']>;
 
   constructor(options: SqliteStoreOptions) {
-    if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true });
+    const created = options.filename !== ':memory:' && createPrivateDatabaseFile(options.filename);
     this.db = new Database(options.filename);
     // 16 KiB pages (set before WAL, so only a new file takes it): each commit writes every page it
     // touched as one WAL frame, and the group commits here touch a few small regions of each
@@ -301,8 +176,10 @@ export class SqliteStore implements TaskStore {
     // The WAL file is truncated back to the limit after a checkpoint.
     this.db.pragma('wal_autocheckpoint = 4000');
     this.db.pragma('journal_size_limit = 268435456');
+    if (created) restrictSqliteSidecars(options.filename);
     this.kysely = new Kysely({ dialect: new SqliteDialect({ database: this.db }) });
     this.onCommit = options.onCommit ?? (() => {});
+    this.lockWaitMs = options.lockWaitMs ?? 2000;
     const commit = this.db.transaction((batch: Pending[]) => {
       const results = batch.map((item) => this.runOp(item));
       this.flushEvents();
@@ -315,11 +192,19 @@ export class SqliteStore implements TaskStore {
   }
 
   async migrate(): Promise<void> {
-    const provider: MigrationProvider = { getMigrations: async () => migrations };
+    const provider: MigrationProvider = { getMigrations: async () => sqliteMigrations };
     const migrator = new Migrator({ db: this.kysely, provider, migrationTableName: 'taskyard_migrations', migrationLockTableName: 'taskyard_migrations_lock' });
+    // Several processes may start on a fresh file at once, and Kysely takes no lock on SQLite: the
+    // whole migration runs under the write lock, so the others wait (busy_timeout) and then find
+    // it done. SQLite's DDL is transactional, so a failed migration leaves nothing half-made.
+    this.db.exec('BEGIN IMMEDIATE');
     const { error } = await migrator.migrateToLatest();
+    this.db.exec(error ? 'ROLLBACK' : 'COMMIT');
     if (error) throw error;
     this.stmts = this.prepare();
+    // Start-up may wait for another process's migration; from now on a lock is waited for
+    // asynchronously (see flush), never by blocking the event loop.
+    this.db.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
   }
 
   private prepare() {
@@ -338,11 +223,12 @@ export class SqliteStore implements TaskStore {
         .prepare(`SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'taskyard_events'), 0),
           coalesce((SELECT max(seq) FROM taskyard_events), 0))`)
         .pluck(),
-      head: db.prepare('SELECT rowid, state, name, category, tenant_id, last_event_seq FROM taskyard_tasks WHERE id = ?').raw(),
+      head: db.prepare('SELECT rowid, state, name, category, tenant_id, last_event_seq, cancel_requested, worker FROM taskyard_tasks WHERE id = ?').raw(),
       start: db.prepare(`UPDATE taskyard_tasks SET state = 'STARTED', attempt = ?, worker = ?, started_at = ?, updated_at = ?,
         progress = 0, progress_message = NULL, last_event_seq = ? WHERE rowid = ?`),
       get: db.prepare('SELECT * FROM taskyard_tasks WHERE id = ?'),
-      byKey: db.prepare('SELECT * FROM taskyard_tasks WHERE idempotency_key = ?'),
+      // The expression matches the unique index of migration 0003, so this is one index lookup.
+      byKey: db.prepare(`SELECT * FROM taskyard_tasks WHERE coalesce(tenant_id, '${NO_TENANT}') = ? AND idempotency_key = ?`),
       count: db.prepare(`INSERT INTO taskyard_counts (tenant_id, name, category, state, count) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (tenant_id, name, state) DO UPDATE SET count = count + excluded.count`),
       started: db.prepare(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED'`),
@@ -382,16 +268,18 @@ export class SqliteStore implements TaskStore {
     this.flushScheduled = false;
     const batch = this.pending;
     this.pending = [];
-    if (batch.length === 0) return;
+    if (batch.length === 0 || this.closed) return;
     let results: Array<{ ok: boolean; value: unknown }>;
     try {
       results = this.commit(batch);
+      this.lockedSince = null;
     } catch (error) {
-      // The transaction itself failed (disk full, I/O error): nothing was written.
+      // The transaction itself failed (locked, disk full, I/O error): nothing was written.
       this.txEvents = [];
       this.txEventValues = [];
       this.countDeltas.clear();
       this.claimed.clear();
+      if (this.retryWhenLocked(batch, error)) return;
       for (const item of batch) item.reject(error);
       return;
     } finally {
@@ -401,6 +289,27 @@ export class SqliteStore implements TaskStore {
     this.txEvents = [];
     batch.forEach((item, i) => (results[i]!.ok ? item.resolve(results[i]!.value) : item.reject(results[i]!.value)));
     if (events.length > 0) this.onCommit(events);
+  }
+
+  /**
+   * Another process holds the write lock: try the batch again shortly, without blocking, until
+   * `lockWaitMs` has passed; then it fails (the HTTP layer answers 503 with Retry-After).
+   */
+  private retryWhenLocked(batch: Pending[], error: unknown): boolean {
+    const code = (error as { code?: string }).code;
+    if (code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') return false;
+    const now = Date.now();
+    this.lockedSince ??= now;
+    if (now - this.lockedSince >= this.lockWaitMs) {
+      this.lockedSince = null;
+      return false;
+    }
+    this.pending = batch.concat(this.pending);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setTimeout(() => this.flush(), 5 + Math.random() * 20);
+    }
+    return true;
   }
 
   /**
@@ -521,7 +430,7 @@ export class SqliteStore implements TaskStore {
     const now = Date.now();
     const seq = this.peekSeq();
     const known = this.claimed.get(change.id);
-    if (known && appliesTo(change, 'STARTED')) {
+    if (known && change.worker === undefined && appliesTo(change, 'STARTED')) {
       // A run we claimed: one guarded UPDATE instead of reading its row first. The guard holds only
       // if the row is still STARTED with the last event we wrote (seqs are unique, so it is this
       // task's row); otherwise someone else moved it on, and the general path below decides.
@@ -534,8 +443,8 @@ export class SqliteStore implements TaskStore {
     }
     const head = this.stmts.head.get(change.id) as Head | undefined;
     if (!head) return null;
-    const [rowid, state, name, category, tenantId, lastSeq] = head;
-    if (!appliesTo(change, state)) return null;
+    const [rowid, state, name, category, tenantId, lastSeq, cancelRequested, worker] = head;
+    if (!mayApply(change, { state, cancelRequested, worker })) return null;
     this.updateStatement(fields, false).run(change.to, now, seq, ...values, rowid);
     const event = this.recordEvent(change.id, lastSeq, change.event, change.to, name, category, tenantId, now, change.data, dataText);
     this.transitioned(change, tenantId, name, category, state, seq);
@@ -550,7 +459,8 @@ export class SqliteStore implements TaskStore {
     }
     const known = this.claimed.get(change.id);
     if (!known) return;
-    if (change.to === 'STARTED') known.lastSeq = seq;
+    // After a cancel request the shortcut is off: the general path enforces REVOKED-only.
+    if (change.to === 'STARTED' && change.event !== 'cancel_requested') known.lastSeq = seq;
     else this.claimed.delete(change.id);
   }
 
@@ -562,7 +472,7 @@ export class SqliteStore implements TaskStore {
     let statement = this.updates.get(key);
     if (!statement) {
       const sets = ['state = ?', 'updated_at = ?', 'last_event_seq = ?', ...fields.map((field) => `${COLUMNS[field]!.column} = ?`)];
-      const guard = guarded ? ` AND state = 'STARTED' AND last_event_seq = ?` : '';
+      const guard = guarded ? ` AND state = 'STARTED' AND last_event_seq = ? AND cancel_requested IS NULL` : '';
       statement = this.db.prepare(`UPDATE taskyard_tasks SET ${sets.join(', ')} WHERE rowid = ?${guard}`);
       this.updates.set(key, statement);
     }
@@ -582,6 +492,7 @@ export class SqliteStore implements TaskStore {
       filter('name', 'IN', options.names);
       filter('queue', 'NOT IN', options.excludeQueues);
       filter('name', 'NOT IN', options.excludeNames);
+      filter('engine', 'IN', options.engines);
       // Whole rows as arrays, then a plain UPDATE each: far cheaper than UPDATE ... RETURNING *.
       const candidates = this.cached(
         `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
@@ -589,28 +500,45 @@ export class SqliteStore implements TaskStore {
       )
         .raw()
         .all(...values, options.limit) as unknown[][];
-      const { worker, now } = options;
-      if (this.claimed.size + candidates.length > MAX_CLAIMED) this.claimed.clear();
-      return candidates.map((tuple) => {
-        const row = tupleToRow(tuple);
-        const [rowid, lastSeq] = tuple.slice(ROW_COLUMNS.length) as [number, number | null];
-        const from = row.state;
-        row.state = 'STARTED';
-        row.attempt += 1;
-        row.worker = worker;
-        row.started_at = now;
-        row.updated_at = now;
-        row.progress = 0;
-        row.progress_message = null;
-        const seq = this.peekSeq();
-        this.stmts.start.run(row.attempt, worker, now, now, seq, rowid);
-        this.countDelta(row.tenant_id, row.name, row.category, from, -1);
-        this.countDelta(row.tenant_id, row.name, row.category, 'STARTED', 1);
-        const data = { attempt: row.attempt, worker };
-        this.recordEvent(row.id, lastSeq, 'started', 'STARTED', row.name, row.category, row.tenant_id, now, data, JSON.stringify(data));
-        this.claimed.set(row.id, { rowid, name: row.name, category: row.category, tenantId: row.tenant_id, lastSeq: seq });
-        return rowToRecord(row);
-      });
+      return this.startRows(candidates, options.worker, options.now);
+    });
+  }
+
+  start(ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.write(() => {
+      const candidates = this.cached(
+        `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks
+         WHERE id IN (${ids.map(() => '?').join(', ')}) AND state IN ('PENDING', 'RETRY') AND run_at <= ?`,
+      )
+        .raw()
+        .all(...ids, now) as unknown[][];
+      return this.startRows(candidates, worker, now);
+    });
+  }
+
+  /** Moves picked waiting rows (whole rows, then rowid and last event seq) to STARTED for `worker`. */
+  private startRows(candidates: unknown[][], worker: string, now: number): TaskRecord[] {
+    if (this.claimed.size + candidates.length > MAX_CLAIMED) this.claimed.clear();
+    return candidates.map((tuple) => {
+      const row = tupleToRow(tuple);
+      const [rowid, lastSeq] = tuple.slice(ROW_COLUMNS.length) as [number, number | null];
+      const from = row.state;
+      row.state = 'STARTED';
+      row.attempt += 1;
+      row.worker = worker;
+      row.started_at = now;
+      row.updated_at = now;
+      row.progress = 0;
+      row.progress_message = null;
+      const seq = this.peekSeq();
+      this.stmts.start.run(row.attempt, worker, now, now, seq, rowid);
+      this.countDelta(row.tenant_id, row.name, row.category, from, -1);
+      this.countDelta(row.tenant_id, row.name, row.category, 'STARTED', 1);
+      const data = { attempt: row.attempt, worker };
+      this.recordEvent(row.id, lastSeq, 'started', 'STARTED', row.name, row.category, row.tenant_id, now, data, JSON.stringify(data));
+      this.claimed.set(row.id, { rowid, name: row.name, category: row.category, tenantId: row.tenant_id, lastSeq: seq });
+      return rowToRecord(row);
     });
   }
 
@@ -641,28 +569,15 @@ export class SqliteStore implements TaskStore {
     return ids.map((id) => this.stmts.get.get(id) as Row | undefined).filter((r): r is Row => !!r).map(rowToRecord);
   }
 
-  async findByIdempotencyKey(key: string): Promise<TaskRecord | null> {
-    const row = this.stmts.byKey.get(key) as Row | undefined;
+  async findByIdempotencyKey(tenantId: string | null, key: string): Promise<TaskRecord | null> {
+    const row = this.stmts.byKey.get(tenantId ?? NO_TENANT, key) as Row | undefined;
     return row ? rowToRecord(row) : null;
   }
 
   async list(filter: ListFilter, scope: TenantScope): Promise<TaskPage> {
-    let query = this.kysely.selectFrom('taskyard_tasks').selectAll();
-    if (scope !== '*') {
-      if (scope.length === 0) return { tasks: [], nextCursor: null };
-      query = query.where('tenant_id', 'in', [...scope]);
-    }
-    if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
-    if (filter.names?.length) query = query.where('name', 'in', filter.names);
-    if (filter.categories?.length) query = query.where('category', 'in', filter.categories);
-    if (filter.states?.length) query = query.where('state', 'in', filter.states);
-    if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
-    if (filter.until !== undefined) query = query.where('created_at', '<', filter.until);
-    if (filter.cursor !== undefined) query = query.where('id', '<', filter.cursor);
-    const rows = (await query.orderBy('id', 'desc').limit(filter.limit + 1).execute()) as Row[];
-    const more = rows.length > filter.limit;
-    const page = more ? rows.slice(0, filter.limit) : rows;
-    return { tasks: page.map(rowToRecord), nextCursor: more ? page[page.length - 1]!.id : null };
+    const query = listQuery(this.kysely, filter, scope, 'LIKE');
+    if (!query) return { tasks: [], nextCursor: null };
+    return pageOf((await query.execute()) as Row[], filter.limit);
   }
 
   async stats(scope: TenantScope, now: number): Promise<LedgerStats> {
@@ -676,27 +591,80 @@ export class SqliteStore implements TaskStore {
       INDEXED BY taskyard_tasks_finished
       WHERE finished_at IS NOT NULL AND finished_at >= ${now - 3_600_000} AND started_at IS NOT NULL AND ${tenantSql}
       ORDER BY finished_at DESC LIMIT 5000`.execute(this.kysely);
-    const durations = recent.rows.map((r) => Number(r.d)).sort((a, b) => a - b);
-    stats.durations = { p50: percentile(durations, 0.5), p95: percentile(durations, 0.95), samples: durations.length };
 
     const finished = await sql<{ minute: number; hour: number }>`SELECT
         sum(CASE WHEN finished_at >= ${now - 60_000} THEN 1 ELSE 0 END) AS minute, count(*) AS hour
       FROM taskyard_tasks INDEXED BY taskyard_tasks_finished
       WHERE finished_at IS NOT NULL AND finished_at >= ${now - 3_600_000} AND ${tenantSql}`.execute(this.kysely);
-    const minute = Number(finished.rows[0]?.minute ?? 0);
-    stats.throughput = { lastMinute: minute, lastHour: Number(finished.rows[0]?.hour ?? 0), perSecond: Math.round((minute / 60) * 100) / 100 };
 
     const waiting = await sql<{ queue: string; state: TaskState; due: number; n: number }>`SELECT queue, state,
         run_at <= ${now} AS due, count(*) AS n FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
       WHERE state IN ('PENDING', 'RETRY') AND ${tenantSql} GROUP BY queue, state, due`.execute(this.kysely);
-    for (const row of waiting.rows) {
-      const n = Number(row.n);
-      if (row.state === 'RETRY') stats.queueDepth.retry += n;
-      else if (row.due) stats.queueDepth.pending += n;
-      else stats.queueDepth.delayed += n;
-      stats.queueDepth.byQueue[row.queue] = (stats.queueDepth.byQueue[row.queue] ?? 0) + n;
-    }
-    return stats;
+    return addTimingsAndQueues(stats, recent.rows, finished.rows[0], waiting.rows);
+  }
+
+  // ---- peers, leadership, cursors ----------------------------------------------------------
+
+  async lastSeq(): Promise<number> {
+    return this.stmts.lastSeq.get() as number;
+  }
+
+  heartbeat(w: WorkerRow): Promise<void> {
+    return this.write(() => {
+      this.cached(`INSERT INTO taskyard_workers (id, host, pid, engine, concurrency, started_at, heartbeat_at, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency,
+        heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at`).run(
+        w.id, w.host, w.pid, w.engine, w.concurrency, w.startedAt, w.heartbeatAt, w.expiresAt,
+      );
+    });
+  }
+
+  removeWorker(id: string): Promise<void> {
+    return this.write(() => {
+      this.cached('DELETE FROM taskyard_workers WHERE id = ?').run(id);
+    });
+  }
+
+  async workers(): Promise<WorkerRow[]> {
+    const rows = this.cached('SELECT * FROM taskyard_workers ORDER BY started_at').all() as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      id: r.id as string,
+      host: r.host as string,
+      pid: Number(r.pid),
+      engine: r.engine as string,
+      concurrency: Number(r.concurrency),
+      startedAt: Number(r.started_at),
+      heartbeatAt: Number(r.heartbeat_at),
+      expiresAt: Number(r.expires_at),
+    }));
+  }
+
+  lead(role: string, holder: string, ttlMs: number, now: number, deadHolders: readonly string[] = []): Promise<boolean> {
+    return this.write(() => {
+      const dead = deadHolders.length ? ` OR taskyard_leaders.holder IN (${deadHolders.map(() => '?').join(', ')})` : '';
+      this.cached(`INSERT INTO taskyard_leaders (role, holder, expires_at) VALUES (?, ?, ?)
+        ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+        WHERE taskyard_leaders.holder = excluded.holder OR taskyard_leaders.expires_at < ?${dead}`).run(role, holder, now + ttlMs, now, ...deadHolders);
+      return this.cached('SELECT holder FROM taskyard_leaders WHERE role = ?').pluck().get(role) === holder;
+    });
+  }
+
+  resign(role: string, holder: string): Promise<void> {
+    return this.write(() => {
+      this.cached('DELETE FROM taskyard_leaders WHERE role = ? AND holder = ?').run(role, holder);
+    });
+  }
+
+  async cursor(name: string): Promise<number | null> {
+    const seq = this.cached('SELECT seq FROM taskyard_cursors WHERE name = ?').pluck().get(name) as number | undefined;
+    return seq === undefined ? null : Number(seq);
+  }
+
+  saveCursor(name: string, seq: number): Promise<void> {
+    return this.write(() => {
+      this.cached(`INSERT INTO taskyard_cursors (name, seq, updated_at) VALUES (?, ?, ?)
+        ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(name, seq, Date.now());
+    });
   }
 
   async findStarted(worker?: string): Promise<TaskRecord[]> {
@@ -744,10 +712,11 @@ export class SqliteStore implements TaskStore {
     if (this.closed) return;
     if (this.pending.length) this.flush();
     this.closed = true;
+    // Writes still waiting for another process's lock will not be made.
+    for (const item of this.pending.splice(0)) item.reject(new Error('Store is closed'));
     this.db.close();
   }
 }
 
-export function inScope(tenantId: string | null, scope: TenantScope): boolean {
-  return scope === '*' || (tenantId !== null && scope.includes(tenantId));
-}
+// Kept for existing importers; the codec lives in codec.ts.
+export { inScope, rowToRecord } from './codec.js';

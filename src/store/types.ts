@@ -15,6 +15,8 @@ export interface ListFilter {
   states?: TaskState[];
   since?: number;
   until?: number;
+  /** Free text: an exact task id, or a substring of the error or the params' JSON. */
+  search?: string;
   limit: number;
   /** Opaque; the last id of the previous page. */
   cursor?: string;
@@ -37,6 +39,21 @@ export interface TaskChange {
   patch: Partial<Omit<TaskRecord, 'id' | 'state'>>;
   event: TaskEventType;
   data?: Record<string, unknown> | null;
+  /** Applies only while the run is owned by this worker (a rescuer must not touch a reclaimed run). */
+  worker?: string;
+}
+
+/** A live process, as its heartbeat row says. */
+export interface WorkerRow {
+  id: string;
+  host: string;
+  pid: number;
+  engine: string;
+  concurrency: number;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Past this time without a heartbeat, the process is taken for dead and its runs are rescued. */
+  expiresAt: number;
 }
 
 export interface ClaimOptions {
@@ -49,6 +66,8 @@ export interface ClaimOptions {
   /** Queues and definitions that have their own concurrency limit and are claimed apart. */
   excludeQueues?: string[];
   excludeNames?: string[];
+  /** Only runs recorded for these engines (a hybrid's local half leaves its workers' runs alone). */
+  engines?: string[];
 }
 
 export interface LedgerStats {
@@ -81,16 +100,45 @@ export interface TaskStore {
   apply(changes: TaskChange[]): Promise<Array<TaskEvent | null>>;
   get(id: string, scope: TenantScope): Promise<TaskRecord | null>;
   getMany(ids: string[]): Promise<TaskRecord[]>;
-  findByIdempotencyKey(key: string): Promise<TaskRecord | null>;
+  /** The run launched for `tenantId` (null: tenant-less) with this idempotency key. */
+  findByIdempotencyKey(tenantId: string | null, key: string): Promise<TaskRecord | null>;
   list(filter: ListFilter, scope: TenantScope): Promise<TaskPage>;
   stats(scope: TenantScope, now: number): Promise<LedgerStats>;
   /** Moves due PENDING/RETRY runs to STARTED, highest priority first. Used by the local engine. */
   claim(options: ClaimOptions): Promise<TaskRecord[]>;
+  /**
+   * Starts these runs for `worker` if each is still waiting and due (PENDING or RETRY, `runAt` at
+   * or before `now`): a compare-and-set, so a run is started once however many deliveries of it
+   * arrive, and a revoked or finished run never starts. Returns the runs it started. Used by
+   * engines that deliver runs themselves (BullMQ).
+   */
+  start(ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]>;
   /** Runs left STARTED by a process that is gone. */
   findStarted(worker?: string): Promise<TaskRecord[]>;
   /** Earliest `runAt` of a waiting run, to know when to wake up. */
   nextRunAt(): Promise<number | null>;
   events(query: EventQuery, scope: TenantScope): Promise<TaskEvent[]>;
+  /** The newest event seq committed so far (0 for an empty log). */
+  lastSeq(): Promise<number>;
+  /** Writes (or renews) a process's row. */
+  heartbeat(worker: WorkerRow): Promise<void>;
+  removeWorker(id: string): Promise<void>;
+  /** Every worker row, live or expired. */
+  workers(): Promise<WorkerRow[]>;
+  /**
+   * Takes or renews leadership of `role` for `ttlMs`. It is granted when the role is free, its
+   * lease has expired, it is already ours, or its holder is one of `deadHolders`.
+   */
+  lead(role: string, holder: string, ttlMs: number, now: number, deadHolders?: readonly string[]): Promise<boolean>;
+  resign(role: string, holder: string): Promise<void>;
+  /**
+   * Optional push of "something was committed" from other processes (PostgreSQL LISTEN/NOTIFY).
+   * Only a wake-up: listeners read events by cursor. Returns a function that stops listening.
+   */
+  listen?(wake: () => void): Promise<() => Promise<void>>;
+  /** A durable consumer's position in the event log (null before its first save). */
+  cursor(name: string): Promise<number | null>;
+  saveCursor(name: string, seq: number): Promise<void>;
   /** Deletes finished runs (and their events) that ended before `before`. Returns how many. */
   prune(before: number, limit: number): Promise<number>;
   close(): Promise<void>;

@@ -4,6 +4,7 @@ export { SIGNATURE_HEADER, signatureHeader, verifySignature } from './signature.
 export {
   createWebhookTask,
   DEFAULT_WEBHOOK_TIMEOUT_MS,
+  MIN_WEBHOOK_SECRET_LENGTH,
   WEBHOOK_TASK_NAME,
   webhookTask,
   type WebhookDeliveryResult,

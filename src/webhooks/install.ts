@@ -1,6 +1,7 @@
 import type { TaskEvent } from '../core/events.js';
-import type { Hooks, Taskyard } from '../taskyard.js';
-import { bindDelivery, DEFAULT_WEBHOOK_TIMEOUT_MS, grantOf, WEBHOOK_TASK_NAME } from './task.js';
+import type { Taskyard } from '../taskyard.js';
+import { refusedHost } from './addresses.js';
+import { allowLinkLocalFromEnv, bindDelivery, DEFAULT_WEBHOOK_TIMEOUT_MS, grantOf, secretProblem, WEBHOOK_TASK_NAME } from './task.js';
 
 export const WEBHOOK_EVENTS = ['succeeded', 'failed', 'revoked'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
@@ -8,15 +9,20 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export interface WebhookOptions {
   /** Notified of every run's end; a definition's own `webhook` URL is notified as well. */
   url?: string;
-  /** Signs every delivery (see signature.ts). */
+  /** Signs every delivery (see signature.ts); at least 16 characters. */
   secret: string;
   /** Which ends to deliver (default all three). */
   events?: WebhookEvent[];
   /** Per-request timeout of a delivery (default 10 s). */
   timeoutMs?: number;
+  /**
+   * Deliver to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00::/8,
+   * metadata.google.internal, ...). Refused by default: a signed POST there is a request forgery.
+   */
+  allowLinkLocal?: boolean;
 }
 
-/** The body a receiver gets. */
+/** The body a receiver gets, less `delivery_id`, which each delivery adds (see task.ts). */
 export interface WebhookPayload {
   [key: string]: unknown;
   event: WebhookEvent;
@@ -30,17 +36,13 @@ export interface WebhookPayload {
   finished_at: string;
 }
 
-const HOOK_OF: Record<WebhookEvent, 'onSucceeded' | 'onFailed' | 'onRevoked'> = {
-  succeeded: 'onSucceeded',
-  failed: 'onFailed',
-  revoked: 'onRevoked',
-};
-
 /**
- * Sends a signed webhook when a run ends. Each delivery is itself a `taskyard.webhook` run,
- * so it is retried with backoff, survives restarts, and ends FAILURE in the ledger once its
- * attempts are used. Hooks only enqueue (after the transition is committed), so a slow or
- * down receiver never delays task execution. Returns a function that uninstalls.
+ * Sends a signed webhook when a run ends. A durable consumer of the event log (run by the leader,
+ * its cursor in the ledger) turns each ending into a `taskyard.webhook` run, so nothing is lost to
+ * a crash between a commit and its delivery, and with any number of processes each event is
+ * delivered once per URL (the delivery's idempotency key is the event's seq). Deliveries are
+ * retried with backoff, survive restarts, and end FAILURE in the ledger once their attempts are
+ * used; a slow or down receiver never delays task execution. Returns a function that uninstalls.
  */
 export function installWebhooks(yard: Taskyard, options: WebhookOptions): () => void {
   if (!yard.registry.has(WEBHOOK_TASK_NAME)) {
@@ -49,9 +51,13 @@ export function installWebhooks(yard: Taskyard, options: WebhookOptions): () => 
         'to createTaskyard({ tasks: [...] }) so deliveries can run.',
     );
   }
-  if (typeof options.secret !== 'string' || options.secret.length === 0) throw new Error('installWebhooks: a secret is required');
-  if (options.url !== undefined) checkUrl(options.url, 'url');
-  for (const definition of yard.registry.all()) if (definition.webhook) checkUrl(definition.webhook, `webhook of ${definition.name}`);
+  const problem = secretProblem(options.secret);
+  if (problem) throw new Error(`installWebhooks: ${problem}`);
+  const allowLinkLocal = options.allowLinkLocal ?? false;
+  if (options.url !== undefined) checkUrl(options.url, 'url', allowLinkLocal);
+  for (const definition of yard.registry.all()) {
+    if (definition.webhook) checkUrl(definition.webhook, `webhook of ${definition.name}`, allowLinkLocal);
+  }
   const events = options.events ?? [...WEBHOOK_EVENTS];
   for (const event of events) {
     if (!WEBHOOK_EVENTS.includes(event)) throw new Error(`installWebhooks: unknown event ${JSON.stringify(event)}`);
@@ -62,13 +68,17 @@ export function installWebhooks(yard: Taskyard, options: WebhookOptions): () => 
   if (delivery.hardTimeoutMs !== null && timeoutMs >= delivery.hardTimeoutMs) {
     yard.logger.warn({ timeoutMs, hardTimeoutMs: delivery.hardTimeoutMs }, 'webhook timeoutMs is not below the delivery task hard timeout');
   }
-  const unbind = bindDelivery(delivery, { secret: options.secret, timeoutMs });
+  const unbind = bindDelivery(delivery, { secret: options.secret, timeoutMs, allowLinkLocal });
 
   const enqueue = async (event: TaskEvent) => {
     const definition = yard.registry.has(event.name) ? yard.registry.get(event.name) : null;
     const urls = [...new Set([options.url, definition?.webhook].filter((u): u is string => !!u))];
     if (urls.length === 0) return;
-    const record = await yard.get(event.taskId);
+    const record = await yard.get(event.taskId).catch((error) => {
+      if ((error as { code?: string }).code === 'task_not_found') return null; // pruned since: nothing to tell
+      throw error;
+    });
+    if (!record) return;
     const type = event.type as WebhookEvent;
     const payload: WebhookPayload = {
       event: type,
@@ -93,23 +103,20 @@ export function installWebhooks(yard: Taskyard, options: WebhookOptions): () => 
     );
   };
 
-  const hook = (event: TaskEvent) => {
-    if (event.name === WEBHOOK_TASK_NAME) return; // never notify about notifications
-    // Off the commit path: the hook is called while the ledger dispatches a commit.
-    setImmediate(() => {
-      enqueue(event).catch((error) => yard.logger.error({ err: error, taskId: event.taskId, event: event.type }, 'webhook enqueue failed'));
-    });
-  };
-  const hooks: Partial<Hooks> = {};
-  for (const event of events) hooks[HOOK_OF[event]] = hook;
-  const removeHooks = yard.addHooks(hooks);
+  const wanted = new Set<string>(events);
+  const consumer = yard.consume('webhooks', async (page) => {
+    for (const event of page) {
+      // Never notify about notifications.
+      if (wanted.has(event.type) && event.name !== WEBHOOK_TASK_NAME) await enqueue(event);
+    }
+  }, { intervalMs: 500 });
   return () => {
-    removeHooks();
+    yard.stopConsuming(consumer);
     unbind();
   };
 }
 
-function checkUrl(value: string, what: string): void {
+function checkUrl(value: string, what: string, allowLinkLocal: boolean): void {
   let url: URL;
   try {
     url = new URL(value);
@@ -117,9 +124,17 @@ function checkUrl(value: string, what: string): void {
     throw new Error(`Webhook ${what} is not a URL: ${JSON.stringify(value)}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`Webhook ${what} must be http(s): ${value}`);
+  // Names are resolved and checked again before each delivery; literals and known names fail here, at start-up.
+  const refused = allowLinkLocal ? null : refusedHost(url.hostname);
+  if (refused) {
+    throw new Error(`Webhook ${what} is refused: ${refused}. Set allowLinkLocal (TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL=true) if you mean it`);
+  }
 }
 
-/** Options from `TASKYARD_WEBHOOK_URL`, `TASKYARD_WEBHOOK_SECRET` (and optional `TASKYARD_WEBHOOK_EVENTS`, `TASKYARD_WEBHOOK_TIMEOUT_MS`); null when webhooks are off. */
+/**
+ * Options from `TASKYARD_WEBHOOK_URL`, `TASKYARD_WEBHOOK_SECRET` (and optional `TASKYARD_WEBHOOK_EVENTS`,
+ * `TASKYARD_WEBHOOK_TIMEOUT_MS`, `TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL`); null when webhooks are off.
+ */
 export function webhookConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WebhookOptions | null {
   const url = env.TASKYARD_WEBHOOK_URL?.trim() || undefined;
   const secret = env.TASKYARD_WEBHOOK_SECRET?.trim() || undefined;
@@ -127,8 +142,12 @@ export function webhookConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Webh
     if (url) throw new Error('TASKYARD_WEBHOOK_URL is set but TASKYARD_WEBHOOK_SECRET is not: deliveries must be signed');
     return null;
   }
-  if (url) checkUrl(url, 'TASKYARD_WEBHOOK_URL');
+  const problem = secretProblem(secret);
+  if (problem) throw new Error(`TASKYARD_WEBHOOK_SECRET: ${problem}`);
+  const allowLinkLocal = allowLinkLocalFromEnv(env);
+  if (url) checkUrl(url, 'TASKYARD_WEBHOOK_URL', allowLinkLocal);
   const options: WebhookOptions = { url, secret };
+  if (allowLinkLocal) options.allowLinkLocal = true;
   const events = env.TASKYARD_WEBHOOK_EVENTS?.split(',').map((s) => s.trim()).filter(Boolean);
   if (events && events.length > 0) {
     const bad = events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));

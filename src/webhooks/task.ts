@@ -4,10 +4,28 @@ import { defineTask, type TaskContext, type TaskDefinition } from '../core/defin
 import type { Duration } from '../core/duration.js';
 import { NonRetryableError } from '../core/errors.js';
 import type { RetryPolicy } from '../core/retry.js';
+import { refusedDestination } from './addresses.js';
 import { signatureHeader } from './signature.js';
 
 export const WEBHOOK_TASK_NAME = 'taskyard.webhook';
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
+/** Shorter secrets can be guessed offline from one captured signature. */
+export const MIN_WEBHOOK_SECRET_LENGTH = 16;
+
+/** Why a webhook secret cannot be used, or null. */
+export function secretProblem(secret: unknown): string | null {
+  if (typeof secret !== 'string' || secret.trim() === '') return 'a secret is required';
+  if (secret.length < MIN_WEBHOOK_SECRET_LENGTH) return `the secret must be at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`;
+  return null;
+}
+
+/** `TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL`: true/1 or false/0 (default false). */
+export function allowLinkLocalFromEnv(env: NodeJS.ProcessEnv): boolean {
+  const value = env.TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL?.trim().toLowerCase() ?? '';
+  if (value === '' || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new Error(`TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL must be true or false, got ${JSON.stringify(env.TASKYARD_WEBHOOK_ALLOW_LINK_LOCAL)}`);
+}
 
 export const webhookParams = z.object({
   url: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }),
@@ -45,6 +63,8 @@ export interface WebhookTaskOptions {
 export interface DeliveryConfig {
   secret: string;
   timeoutMs: number;
+  /** Deliver to link-local and metadata addresses too (refused by default). */
+  allowLinkLocal: boolean;
 }
 
 const bindings = new WeakMap<object, DeliveryConfig>();
@@ -64,12 +84,21 @@ export function bindDelivery(definition: object, config: DeliveryConfig): () => 
   };
 }
 
-/** A process that runs deliveries without calling installWebhooks (e.g. a worker) reads the env. */
+/**
+ * A process that runs deliveries without calling installWebhooks (e.g. a worker) reads the env,
+ * the same way webhookConfigFromEnv does (trimmed), so both sides compute the same grants.
+ */
 function configFromEnv(): DeliveryConfig | null {
-  const secret = process.env.TASKYARD_WEBHOOK_SECRET;
+  const secret = process.env.TASKYARD_WEBHOOK_SECRET?.trim();
   if (!secret) return null;
+  const problem = secretProblem(secret);
+  if (problem) throw new NonRetryableError(`TASKYARD_WEBHOOK_SECRET: ${problem}`);
   const timeout = Number(process.env.TASKYARD_WEBHOOK_TIMEOUT_MS);
-  return { secret, timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_WEBHOOK_TIMEOUT_MS };
+  return {
+    secret,
+    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_WEBHOOK_TIMEOUT_MS,
+    allowLinkLocal: allowLinkLocalFromEnv(process.env),
+  };
 }
 
 /** The grant `installWebhooks` puts in a delivery's params; domain-separated from delivery signatures. */
@@ -87,7 +116,8 @@ function validGrant(secret: string, params: WebhookParams): boolean {
  * The webhook delivery task. One run is one delivery to one URL; the engine retries it with
  * backoff, and a delivery that used all its attempts ends FAILURE in the ledger. Because
  * deliveries are ledger runs, none is lost across a restart (at-least-once: a receiver should
- * dedupe on X-Taskyard-Delivery).
+ * dedupe on the body's signed `delivery_id`, also sent as X-Taskyard-Delivery). It is internal:
+ * no API lists or launches it, since a copy of a delivery's params would be signed and sent again.
  */
 export function createWebhookTask(options: WebhookTaskOptions = {}): WebhookTaskDefinition {
   const definition: WebhookTaskDefinition = defineTask({
@@ -99,6 +129,7 @@ export function createWebhookTask(options: WebhookTaskOptions = {}): WebhookTask
     retry: { attempts: 5, backoff: 'exponential', delay: '1s', maxDelay: '5m', ...options.retry },
     timeout: { hard: options.hardTimeout ?? '15s' },
     concurrency: options.concurrency ?? 10,
+    internal: true,
     run: (params, ctx) => deliver(bindings.get(definition) ?? configFromEnv(), params, ctx),
   });
   return definition;
@@ -112,7 +143,13 @@ async function deliver(config: DeliveryConfig | null, params: WebhookParams, ctx
   if (!validGrant(config.secret, params)) {
     throw new NonRetryableError('Refused: webhook deliveries are created by installWebhooks(), not launched by hand');
   }
-  const body = JSON.stringify(params.payload);
+  if (!config.allowLinkLocal) {
+    const refused = await refusedDestination(params.url);
+    if (refused) throw new NonRetryableError(`Refused webhook ${params.url}: ${refused} (allowLinkLocal permits it)`);
+  }
+  // The delivery id is inside the signed body, so a receiver can dedupe on it: a replayed request
+  // cannot carry a fresh id without breaking the signature.
+  const body = JSON.stringify({ ...params.payload, delivery_id: ctx.taskId });
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(config.timeoutMs)]);
   const started = Date.now();
   let response: Response;

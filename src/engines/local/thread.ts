@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { TaskRecord } from '../../core/record.js';
+import { tasksModuleUrl } from '../../tasks-module.js';
 import type { ContextSink } from '../execution.js';
 
 /** Messages from a run's worker thread. */
@@ -16,17 +17,21 @@ export interface ThreadRun {
   terminate(): void;
 }
 
-// The bootstrap is plain JS so it loads under any runner; it registers the TypeScript loader
-// when the worker is a .ts file (tsx's --import does not reach worker threads on Node 20).
+// The bootstrap is plain JS so it loads under any runner; it registers the TypeScript loader only
+// when the worker or the tasks module is a .ts file (tsx's --import does not reach worker threads
+// on Node 20). Built code running a JavaScript tasks module never loads tsx.
 const bootstrapUrl = new URL('./thread-bootstrap.mjs', import.meta.url);
 const workerEntry = new URL(`./thread-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href;
 
-/** Runs one task in its own worker thread, so a hard cancel or hard timeout can kill it. */
+/**
+ * Runs one task in its own worker thread, so a hard cancel or hard timeout can kill it.
+ * `tasksModule` is a file URL or a path (relative to the working directory).
+ */
 export function runInThread(tasksModule: string, record: TaskRecord, sink: ContextSink): ThreadRun {
   const worker = new Worker(bootstrapUrl, {
     workerData: {
       entry: workerEntry,
-      tasksModule,
+      tasksModule: tasksModuleUrl(tasksModule),
       record: { id: record.id, name: record.name, params: record.params, attempt: record.attempt, maxAttempts: record.maxAttempts, tenantId: record.tenantId },
     },
   });

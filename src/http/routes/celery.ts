@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { TaskRecord } from '../../core/record.js';
 import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
+import { isTerminal } from '../../core/states.js';
 import type { WorkerInfo } from '../../engines/types.js';
 import type { TenantScope } from '../../store/types.js';
 import type { Taskyard } from '../../taskyard.js';
@@ -29,6 +30,17 @@ const revokeQuery = z.object({
   reason: z.string().max(1000).optional(),
 });
 
+
+/**
+ * The launch body's JSON schema for the OpenAPI document: `task_type` is an enum of the tasks
+ * this API launches, as the seed's `TaskType` enum is (internal definitions are not among them).
+ */
+function launchBodySchema(yard: Taskyard): Record<string, unknown> {
+  const schema = jsonSchemaOf(launchBody) as { properties: Record<string, Record<string, unknown>> };
+  const names = yard.registry.publicDefinitions().map((d) => d.name);
+  if (names.length > 0) schema.properties.task_type = { ...schema.properties.task_type, enum: names };
+  return schema;
+}
 
 /** Most delayed runs read (newest first) to build `scheduled_tasks`. */
 const SCHEDULED_SCAN_LIMIT = 1000;
@@ -124,7 +136,7 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
   const tags = ['Celery Tasks'];
 
   app.get('/api/celery/tasks', { schema: { tags, summary: 'List the available tasks and their parameters' } }, async () =>
-    yard.registry.all().map((d) => ({
+    yard.registry.publicDefinitions().map((d) => ({
       task_type: d.name,
       name: d.name,
       description: d.description,
@@ -132,7 +144,7 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
     })),
   );
 
-  app.post('/api/celery/tasks/launch', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody) } }, async (request) => {
+  app.post('/api/celery/tasks/launch', { schema: { tags, summary: 'Launch a task', body: launchBodySchema(yard) } }, async (request) => {
     const body = parseInput(launchBody, request.body, 'body');
     const [record] = await yard.launch(
       [{ name: body.task_type, params: body.params, countdown: body.countdown, eta: body.eta }],
@@ -157,12 +169,24 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
     async (request) => {
       const { task_id } = parseInput(taskIdParams, request.params, 'query');
       const q = parseInput(revokeQuery, request.query, 'query');
-      const record = await yard.cancel(task_id, { hard: q.terminate, reason: q.reason ?? null }, scopeOf(request));
+      const scope = scopeOf(request);
+      const current = await yard.get(task_id, scope);
+      // As in Celery, revoking a finished task is a no-op: it answers with the real state.
+      if (isTerminal(current.state) && current.state !== 'REVOKED') {
+        return {
+          task_id: current.id,
+          status: current.state,
+          terminate: q.terminate,
+          message: `Task ${current.id} had already finished (${current.state}); nothing was revoked`,
+        };
+      }
+      const record = current.state === 'REVOKED' ? current : await yard.cancel(task_id, { hard: q.terminate, reason: q.reason ?? null }, scope);
+      const revoked = record.state === 'REVOKED' || record.cancelRequested !== null;
       return {
         task_id: record.id,
-        status: 'revoked',
+        status: revoked ? 'revoked' : record.state,
         terminate: q.terminate,
-        message: `Task ${record.id} has been revoked`,
+        message: record.state === 'REVOKED' ? `Task ${record.id} has been revoked` : `Task ${record.id} will be revoked: the cancel is recorded and the task is stopping`,
       };
     },
   );
@@ -181,16 +205,12 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
   app.get('/api/celery/stats', { config: { role: 'admin' }, schema: { tags, summary: 'Worker and queue statistics' } }, async (request) => {
     const scope = scopeOf(request);
     const now = Date.now();
-    const [stats, delayed, visibleRunning] = await Promise.all([
-      yard.stats(scope),
-      delayedRuns(yard, scope, now),
-      // A tenant-scoped key sees only its own runs among the workers' active ones.
-      scope === '*' ? null : yard.list({ states: ['STARTED'], limit: 500 }, scope).then((p) => new Set(p.tasks.map((t) => t.id))),
-    ]);
+    // A tenant-limited key sees only its tenants' runs among the workers' active and total ones.
+    const [stats, delayed] = await Promise.all([yard.stats(scope), delayedRuns(yard, scope, now)]);
     const active_tasks: Record<string, unknown[]> = {};
     const worker_stats: Record<string, unknown> = {};
     for (const w of stats.workers) {
-      active_tasks[w.name] = w.active.filter((run) => !visibleRunning || visibleRunning.has(run.id)).map((run) => activeJson(w, run));
+      active_tasks[w.name] = w.active.map((run) => activeJson(w, run));
       worker_stats[w.name] = {
         total: w.processed,
         pid: w.pid,
@@ -203,6 +223,6 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
       const host = hostnameFor(r, stats.workers);
       (scheduled_tasks[host] ??= []).push(scheduledJson(r, host));
     }
-    return { active_tasks, scheduled_tasks, registered_tasks: yard.registry.names(), worker_stats };
+    return { active_tasks, scheduled_tasks, registered_tasks: yard.registry.publicDefinitions().map((d) => d.name), worker_stats };
   });
 }

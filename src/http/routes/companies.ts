@@ -97,7 +97,8 @@ export function companyRoutes(app: FastifyInstance, yard: Taskyard, options: Com
         .slice(0, RECENT_MAX);
       return {
         active_tasks: active.map((r) => trackerItem(r, now)),
-        all_completed: runs.length > 0 && active.length === 0,
+        // Nothing live is "all completed", no runs at all included, so a poller always stops.
+        all_completed: active.length === 0,
         summary: {
           total_tasks: runs.length,
           active_count: active.length,

@@ -1,7 +1,10 @@
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { TaskyardError } from '../../core/errors.js';
 import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
-import { TASK_STATES } from '../../core/states.js';
+import type { Attempt } from '../../core/attempts.js';
+import { isTerminal, TASK_STATES } from '../../core/states.js';
 import type { SubmitRequest, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
 import { iso, taskJson } from '../serialize.js';
@@ -53,6 +56,7 @@ const listQuery = z.object({
   state: queryList(z.enum(TASK_STATES)).optional(),
   since: queryTime.optional(),
   until: queryTime.optional(),
+  q: z.string().trim().max(200).optional(),
   limit: queryInt(1, 500).default(50),
   cursor: cursorText.optional(),
 });
@@ -62,8 +66,27 @@ const stopBody = z.object({
   reason: z.string().max(1000).nullable().optional(),
 });
 
+const timelineQuery = z.object({
+  after: queryInt(0, Number.MAX_SAFE_INTEGER).default(0),
+  limit: queryInt(1, 1000).default(100),
+});
+
 const batchBody = z.object({ tasks: z.array(launchBody).min(1).max(1000) });
 
+
+/**
+ * `task_type` (or `category`) filters by category here, unlike the Celery router where it is the
+ * task name. A value that is no category would silently match nothing: say so, and point to name=.
+ */
+function assertKnownCategories(yard: Taskyard, filters: Record<'task_type' | 'category', string[] | undefined>): void {
+  const known = [...new Set(yard.registry.all().map((d) => yard.registry.categoryOf(d)))].sort();
+  for (const [field, values] of Object.entries(filters)) {
+    const unknown = values?.find((v) => !known.includes(v));
+    if (unknown === undefined) continue;
+    const message = `${field} is a category (one of: ${known.join(', ')}); to filter by task name use name=${unknown}`;
+    throw new TaskyardError('invalid_params', `Invalid query: ${message}`, [{ field, message }]);
+  }
+}
 
 /** The native and unified API (seed reconciliation-task-compatibility, plus launch). */
 export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
@@ -71,6 +94,7 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
 
   app.get('/api/tasks', { schema: { tags, summary: 'List tasks, newest first', querystring: jsonSchemaOf(listQuery) } }, async (request) => {
     const q = parseInput(listQuery, request.query, 'query');
+    assertKnownCategories(yard, { task_type: q.task_type, category: q.category });
     const tenantId = q.tenant_id ?? q.company_id;
     const page = await yard.list(
       {
@@ -80,6 +104,7 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
         states: q.state,
         since: q.since,
         until: q.until,
+        search: q.q || undefined,
         limit: q.limit,
         cursor: q.cursor,
       },
@@ -120,14 +145,14 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
       // Worker details (pids, hosts, running params) are for admins only.
       workers:
         request.principal.role === 'admin'
-          ? stats.workers.map((w) => ({ name: w.name, engine: w.engine, pid: w.pid, concurrency: w.concurrency, active: w.active.length, processed: w.processed, started_at: iso(w.startedAt) }))
+          ? stats.workers.map((w) => ({ name: w.name, engine: w.engine, host: w.host ?? hostname(), pid: w.pid, concurrency: w.concurrency, active: w.active.length, processed: w.processed, started_at: iso(w.startedAt) }))
           : undefined,
     };
   });
 
   app.get('/api/tasks/types', { schema: { tags, summary: 'Task types, grouped by category' } }, async () => {
     const byCategory = new Map<string, unknown[]>();
-    for (const d of yard.registry.all()) {
+    for (const d of yard.registry.publicDefinitions()) {
       const category = yard.registry.categoryOf(d);
       const list = byCategory.get(category) ?? [];
       list.push({
@@ -153,13 +178,33 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
 
   app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdParamsSchema } }, async (request) => {
     const { task_id } = parseInput(taskIdParams, request.params, 'query');
-    return taskJson(await yard.get(task_id, scopeOf(request)));
+    const scope = scopeOf(request);
+    const record = await yard.get(task_id, scope);
+    const attempts = await yard.attempts(record, scope);
+    return { ...taskJson(record), attempts: attempts.map(attemptJson) };
   });
 
-  app.post('/api/tasks/:task_id/stop', { schema: { tags, summary: 'Cancel a task (soft or hard)', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+  app.get(
+    '/api/tasks/:task_id/timeline',
+    { schema: { tags, summary: 'Every transition, progress step, log line and cancel request of a task, oldest first', params: taskIdParamsSchema, querystring: jsonSchemaOf(timelineQuery) } },
+    async (request) => {
+      const { task_id } = parseInput(taskIdParams, request.params, 'query');
+      const q = parseInput(timelineQuery, request.query, 'query');
+      const page = await yard.timeline(task_id, { after: q.after, limit: q.limit }, scopeOf(request));
+      return {
+        task_id,
+        events: page.events.map((e) => ({ seq: e.seq, type: e.type, state: e.state, at: iso(e.at), data: e.data })),
+        next_after: page.nextAfter,
+      };
+    },
+  );
+
+  app.post('/api/tasks/:task_id/stop', { schema: { tags, summary: 'Cancel a task (soft or hard)', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request, reply) => {
     const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const body = parseInput(stopBody, request.body, 'body');
-    return taskJson(await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request)));
+    const record = await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request));
+    // 202: the cancel is recorded, and the run is still finishing up.
+    return reply.status(isTerminal(record.state) ? 200 : 202).send(taskJson(record));
   });
 
   app.post('/api/tasks/:task_id/retry', { schema: { tags, summary: 'Retry a FAILURE or REVOKED task', params: taskIdParamsSchema } }, async (request, reply) => {
@@ -184,10 +229,24 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.post('/api/tasks/:task_id/cancel', { schema: { tags, summary: 'Cancel a task', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request) => {
+  app.post('/api/tasks/:task_id/cancel', { schema: { tags, summary: 'Cancel a task', params: taskIdParamsSchema, body: jsonSchemaOf(stopBody) } }, async (request, reply) => {
     const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const body = parseInput(stopBody, request.body, 'body');
     const r = await yard.cancel(task_id, { hard: body.hard, reason: body.reason ?? null }, scopeOf(request));
-    return { task_id: r.id, cancelled: true, status: r.state };
+    return reply
+      .status(isTerminal(r.state) ? 200 : 202)
+      .send({ task_id: r.id, cancelled: true, status: r.state, cancel_requested: r.cancelRequested, reason: r.revokeReason });
   });
+}
+
+function attemptJson(a: Attempt) {
+  return {
+    attempt: a.attempt,
+    worker: a.worker,
+    started_at: iso(a.startedAt),
+    finished_at: iso(a.finishedAt),
+    outcome: a.outcome,
+    error: a.error,
+    traceback: a.traceback,
+  };
 }

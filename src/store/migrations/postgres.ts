@@ -1,19 +1,26 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { NO_TENANT } from './common.js';
 
 /**
- * One schema for every store. Migrations are written with Kysely's schema builder so the
- * SQLite and PostgreSQL ledgers stay identical; each store runs them with Kysely's Migrator.
- * Times are epoch milliseconds (bigint); JSON is stored as text.
+ * The PostgreSQL ledger's migrations. It starts at the schema the SQLite ledger reached with its
+ * migration 0003 (same tables, columns, indexes and names), written in PostgreSQL's own terms:
+ * - event seqs come from `bigint generated always as identity`; the store assigns them in
+ *   commit order (see PostgresStore), so the identity sequence is only the allocator;
+ * - ids sort as bytes (`collate "C"`), as in SQLite, so paging by id means the same on both;
+ * - times are epoch milliseconds (bigint); JSON is stored as text, exactly as SQLite keeps it.
+ * A later migration is added to both dialects under the same name.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDb = Kysely<any>;
 
-export const migrations: Record<string, Migration> = {
+const bytewiseText = sql`text collate "C"`;
+
+export const postgresMigrations: Record<string, Migration> = {
   '0001_ledger': {
     async up(db: AnyDb) {
       await db.schema
         .createTable('taskyard_tasks')
-        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('id', bytewiseText, (c) => c.primaryKey())
         .addColumn('name', 'text', (c) => c.notNull())
         .addColumn('category', 'text', (c) => c.notNull())
         .addColumn('display_name', 'text', (c) => c.notNull())
@@ -41,9 +48,16 @@ export const migrations: Record<string, Migration> = {
         .addColumn('started_at', 'bigint')
         .addColumn('finished_at', 'bigint')
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        // The task's newest event: the head of its event chain (see 0002 of the SQLite ledger).
+        .addColumn('last_event_seq', 'bigint')
         .execute();
       // Ids are UUIDv7, so ordering by id is ordering by creation: every list index ends in id.
-      await db.schema.createIndex('taskyard_tasks_tenant').on('taskyard_tasks').columns(['tenant_id', 'id']).execute();
+      await db.schema
+        .createIndex('taskyard_tasks_tenant')
+        .on('taskyard_tasks')
+        .columns(['tenant_id', 'id'])
+        .where(sql.ref('tenant_id'), 'is not', null)
+        .execute();
       await db.schema.createIndex('taskyard_tasks_state').on('taskyard_tasks').columns(['state', 'id']).execute();
       await db.schema.createIndex('taskyard_tasks_name').on('taskyard_tasks').columns(['name', 'id']).execute();
       await db.schema.createIndex('taskyard_tasks_category').on('taskyard_tasks').columns(['category', 'id']).execute();
@@ -53,10 +67,11 @@ export const migrations: Record<string, Migration> = {
         .column('finished_at')
         .where(sql.ref('finished_at'), 'is not', null)
         .execute();
+      // Idempotency keys belong to a tenant; tenant-less runs share the NO_TENANT slot.
       await db.schema
-        .createIndex('taskyard_tasks_idempotency')
+        .createIndex('taskyard_tasks_tenant_idempotency')
         .on('taskyard_tasks')
-        .column('idempotency_key')
+        .expression(sql`coalesce(tenant_id, ${sql.lit(NO_TENANT)}), idempotency_key`)
         .unique()
         .where(sql.ref('idempotency_key'), 'is not', null)
         .execute();
@@ -70,8 +85,8 @@ export const migrations: Record<string, Migration> = {
 
       await db.schema
         .createTable('taskyard_events')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.generatedAlwaysAsIdentity().primaryKey())
+        .addColumn('task_id', bytewiseText, (c) => c.notNull())
         .addColumn('type', 'text', (c) => c.notNull())
         .addColumn('state', 'text', (c) => c.notNull())
         .addColumn('name', 'text', (c) => c.notNull())
@@ -79,11 +94,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('tenant_id', 'text')
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('data', 'text')
+        // The task's previous event, so one task's events are read by following the chain.
+        .addColumn('prev_seq', 'bigint')
         .execute();
-      await db.schema.createIndex('taskyard_events_task').on('taskyard_events').columns(['task_id', 'seq']).execute();
 
-      // Counts by tenant, name and state, kept up to date with each commit, so statistics
-      // never scan the ledger.
+      // Counts by tenant, name and state, kept up to date with each commit.
       await db.schema
         .createTable('taskyard_counts')
         .addColumn('tenant_id', 'text', (c) => c.notNull())
@@ -95,33 +110,44 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
-  /**
-   * Cheaper writes, measured on the embedded engine's hot path:
-   * - A task's events are chained (`prev_seq` on each event, `last_event_seq` on the task) instead
-   *   of indexed by task: every event insert paid for that index, while reading one task's events
-   *   follows the chain just as fast.
-   * - The tenant index leaves out tenant-less runs, which no tenant filter can match.
-   */
-  '0002_event_chain': {
+  /** As in the SQLite ledger: live processes, leader leases, durable consumers' cursors. */
+  '0004_peers': {
     async up(db: AnyDb) {
-      await db.schema.alterTable('taskyard_tasks').addColumn('last_event_seq', 'integer').execute();
-      await db.schema.alterTable('taskyard_events').addColumn('prev_seq', 'integer').execute();
-      // Link the events already there, while the task index still exists to find them.
-      await sql`UPDATE taskyard_events SET prev_seq = (SELECT max(p.seq) FROM taskyard_events p
-        WHERE p.task_id = taskyard_events.task_id AND p.seq < taskyard_events.seq)`.execute(db);
-      await sql`UPDATE taskyard_tasks SET last_event_seq = (SELECT max(e.seq) FROM taskyard_events e
-        WHERE e.task_id = taskyard_tasks.id)`.execute(db);
-      await db.schema.dropIndex('taskyard_events_task').execute();
-      await db.schema.dropIndex('taskyard_tasks_tenant').execute();
       await db.schema
-        .createIndex('taskyard_tasks_tenant')
-        .on('taskyard_tasks')
-        .columns(['tenant_id', 'id'])
-        .where(sql.ref('tenant_id'), 'is not', null)
+        .createTable('taskyard_workers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('concurrency', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('taskyard_leaders')
+        .addColumn('role', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('taskyard_cursors')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .execute();
     },
   },
+  /**
+   * PostgreSQL only: a task's events are found through an index on (task_id, seq) instead of the
+   * SQLite ledger's chain. Keeping the chain meant writing every task row a second time, to point
+   * it at its newest event, inside the section that orders commits: most of a commit's time. An
+   * index entry per event costs far less. `last_event_seq` and `prev_seq` stay (the schema still
+   * matches SQLite's) but are no longer written here.
+   */
+  '0005_postgres_events_by_task': {
+    async up(db: AnyDb) {
+      await db.schema.createIndex('taskyard_events_task').on('taskyard_events').columns(['task_id', 'seq']).execute();
+    },
+  },
 };
-
-/** Tenant-less runs are counted under this key, since primary keys cannot hold NULL. */
-export const NO_TENANT = '';

@@ -1,0 +1,316 @@
+import { hostname } from 'node:os';
+import type { Job, Queue, Worker } from 'bullmq';
+import type { AnyTaskDefinition } from '../../core/definition.js';
+import { backendUnavailable } from '../../core/errors.js';
+import type { TaskEvent } from '../../core/events.js';
+import type { TaskRecord } from '../../core/record.js';
+import { DEFAULT_SWEEPER, Sweeper, type Dispatcher, type SweeperOptions } from '../../maintenance/sweeper.js';
+import type { MaintenanceService } from '../../maintenance/service.js';
+import { RunSupervisor } from '../supervisor.js';
+import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
+import { jobIdOf, jobOf, type JobData } from './jobs.js';
+import { closeConnections, describeRedisUrl, loadBullmq, openConnections, type RedisConnections } from './redis.js';
+
+export interface BullMQEngineOptions {
+  /** `redis://[user:password@]host:port[/db]`. Default `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** BullMQ queue name; also the key prefix, so deployments sharing a Redis stay apart. Default `taskyard`. */
+  queue?: string;
+  /**
+   * Run tasks in this process (a worker). False for an API server: it writes runs to the ledger
+   * and hands them to Redis, and executes nothing.
+   */
+  worker?: boolean;
+  /** Most runs at once in this worker. Default 20. */
+  concurrency?: number;
+  /** How long start-up waits for Redis before failing with a clear error. Default 5 s. */
+  connectTimeoutMs?: number;
+  /** The leader's sweeper, which re-dispatches waiting runs that never reached Redis. */
+  sweeper?: Partial<SweeperOptions>;
+}
+
+const NAME = 'bullmq';
+
+/**
+ * Runs tasks on BullMQ worker processes, any number of them on any machines, with the ledger
+ * (PostgreSQL, or SQLite on one machine) as the single source of truth:
+ * - a job names one attempt of one run (see jobs.ts), so dispatch is idempotent;
+ * - before running a job, the worker starts the run in the ledger by compare-and-set: a revoked,
+ *   finished or already running run is dropped, so a duplicate or stale job never runs;
+ * - retries live in the ledger: BullMQ makes one attempt, the worker records RETRY with its
+ *   backoff and dispatches the next attempt as a delayed job;
+ * - crashed workers are found by the ledger's leases (the rescuer puts their runs back in RETRY)
+ *   and the leader's sweeper dispatches them; BullMQ's own stalled re-delivery is off;
+ * - cancel requests travel through the ledger's event feed to the worker holding the run.
+ */
+export class BullMQEngine implements Engine, Dispatcher {
+  readonly name = NAME;
+  readonly engineName = NAME;
+  private readonly redisUrl: string;
+  private readonly queueName: string;
+  private readonly isWorker: boolean;
+  private readonly workerConcurrency: number;
+  private readonly connectTimeoutMs: number;
+  private readonly sweeperOptions: Partial<SweeperOptions>;
+  private ctx: EngineContext | null = null;
+  private connections: RedisConnections | null = null;
+  private connecting: Promise<void> | null = null;
+  private queue: Queue<JobData> | null = null;
+  private worker: Worker<JobData> | null = null;
+  private supervisor: RunSupervisor | null = null;
+  private DelayedError: (new () => Error) | null = null;
+  private workerName = '';
+  private startedAt = Date.now();
+  private stopping = false;
+  /** Starts asked for in this event-loop turn, made with one store call (one commit). */
+  private starts: Array<{ id: string; resolve: (record: TaskRecord | null) => void; reject: (error: unknown) => void }> = [];
+  private startScheduled = false;
+  private startInFlight = false;
+  private outcomeFlushScheduled = false;
+  /** Jobs taken from Redis while stopping and not run: added back once the worker has closed. */
+  private readonly handBack: TaskRecord[] = [];
+
+  constructor(options: BullMQEngineOptions = {}) {
+    this.redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
+    this.queueName = options.queue ?? 'taskyard';
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(this.queueName)) throw new Error(`queue must be letters, digits, '_', '.' or '-', got ${JSON.stringify(this.queueName)}`);
+    this.isWorker = options.worker ?? true;
+    this.workerConcurrency = options.concurrency ?? 20;
+    if (!Number.isInteger(this.workerConcurrency) || this.workerConcurrency < 1) throw new Error('concurrency must be an integer >= 1');
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.sweeperOptions = options.sweeper ?? {};
+  }
+
+  /** Runs at once in this process: none unless it is a worker. */
+  get concurrency(): number | undefined {
+    return this.isWorker ? this.workerConcurrency : undefined;
+  }
+
+  /** Whether Redis is connected right now (new runs are refused while it is not). */
+  get available(): boolean {
+    return this.connections?.producer.status === 'ready';
+  }
+
+  async start(context: EngineContext): Promise<void> {
+    this.ctx = context;
+    this.startedAt = Date.now();
+    this.workerName = context.workerId ?? `${NAME}@${hostname()}:${process.pid}`;
+    await this.connect();
+    if (!this.isWorker) return;
+    const { bullmq } = await loadBullmq();
+    this.DelayedError = bullmq.DelayedError;
+    this.supervisor = new RunSupervisor(context, () => this.scheduleOutcomeFlush());
+    this.worker = new bullmq.Worker<JobData>(this.queueName, (job, token) => this.process(job, token), {
+      connection: this.connections!.worker!,
+      prefix: this.queueName,
+      concurrency: this.workerConcurrency,
+      // The ledger's leases detect crashed workers; a stalled job is failed (and removed), never
+      // re-delivered, and the sweeper dispatches the rescued run.
+      maxStalledCount: 0,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+    });
+    this.worker.on('error', (error) => context.logger.warn({ err: error }, 'BullMQ worker error'));
+    await this.worker.waitUntilReady();
+    context.logger.info({ queue: this.queueName, concurrency: this.workerConcurrency, redis: describeRedisUrl(this.redisUrl) }, 'BullMQ worker ready');
+  }
+
+  /** Opens the Redis connections and the queue (once); a clear error if Redis cannot be reached. */
+  private connect(): Promise<void> {
+    this.connecting ??= (async () => {
+      const { bullmq, IORedis } = await loadBullmq();
+      this.connections = await openConnections(IORedis, this.redisUrl, this.isWorker, this.connectTimeoutMs);
+      this.queue = new bullmq.Queue<JobData>(this.queueName, { connection: this.connections.producer, prefix: this.queueName });
+      this.queue.on('error', () => {}); // connection errors: the producer reconnects by itself
+    })().catch((error) => {
+      this.connecting = null;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  /** New runs are refused (503) while Redis is away, rather than written and left waiting. */
+  engineFor(_definition: AnyTaskDefinition): string {
+    if (this.connections && !this.available) throw backendUnavailable(`Redis is unavailable (${describeRedisUrl(this.redisUrl)})`);
+    return NAME;
+  }
+
+  services(context: Pick<EngineContext, 'store' | 'logger'>): MaintenanceService[] {
+    return [new Sweeper(context.store, this, context.logger, { ...DEFAULT_SWEEPER, ...this.sweeperOptions })];
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------------
+
+  /**
+   * Hands runs to Redis. They are already in the ledger, so a failed hand-off loses nothing: it is
+   * logged, and the leader's sweeper dispatches them once Redis is back.
+   */
+  async enqueue(records: TaskRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    try {
+      await this.dispatch(records);
+    } catch (error) {
+      this.ctx?.logger.warn({ err: error, count: records.length }, 'hand-off to Redis failed; the sweeper will dispatch these runs');
+    }
+  }
+
+  async dispatch(records: TaskRecord[]): Promise<void> {
+    await this.connect();
+    const now = Date.now();
+    await this.queue!.addBulk(records.map((record) => jobOf(record, now)));
+  }
+
+  async missing(records: TaskRecord[]): Promise<TaskRecord[]> {
+    await this.connect();
+    const pipeline = this.connections!.producer.pipeline();
+    for (const record of records) pipeline.exists(this.queue!.toKey(jobIdOf(record)));
+    const results = (await pipeline.exec()) ?? [];
+    return records.filter((_, i) => {
+      const [error, exists] = results[i] ?? [new Error('no reply'), 0];
+      if (error) throw error;
+      return exists === 0;
+    });
+  }
+
+  /** A waiting run was revoked: its job leaves Redis (a job already taken is dropped at start). */
+  async forget(record: TaskRecord): Promise<void> {
+    try {
+      await this.connect();
+      await this.queue!.remove(jobIdOf(record));
+    } catch (error) {
+      this.ctx?.logger.warn({ err: error, taskId: record.id }, 'could not remove the job from Redis; the worker will drop it');
+    }
+  }
+
+  // ---- running (workers) -----------------------------------------------------------------------
+
+  private async process(job: Job<JobData>, token: string | undefined): Promise<void> {
+    const id = job.data.id;
+    if (this.stopping) {
+      this.handBack.push(await this.handBackRecord(id));
+      return;
+    }
+    const record = await this.startRun(id);
+    if (!record) {
+      // Not startable. Still waiting but not yet due (the job came early, e.g. clocks apart): wait
+      // in Redis until it is. Otherwise it was revoked, finished, or runs elsewhere: drop the job.
+      const current = await this.ctx!.store.get(id, '*');
+      if (current && (current.state === 'PENDING' || current.state === 'RETRY') && current.runAt > Date.now() && token) {
+        await job.moveToDelayed(current.runAt, token);
+        throw new this.DelayedError!();
+      }
+      return;
+    }
+    // The job ends when the run's outcome is decided, not once it is written: the ledger write is
+    // group-committed in the background (a crash before it is a lost worker: the rescuer retries
+    // the run), so a slot is not held for a commit round trip.
+    await new Promise<void>((resolve) => {
+      this.supervisor!.start(
+        record,
+        (change, applied) => {
+          // A retry is the next attempt: a new, delayed job (the ledger holds the backoff).
+          if (applied && change.to === 'RETRY') void this.enqueue([{ ...record, state: 'RETRY', runAt: change.patch.runAt ?? Date.now() }]);
+        },
+        resolve,
+      );
+    });
+  }
+
+  private async handBackRecord(id: string): Promise<TaskRecord> {
+    const current = await this.ctx!.store.get(id, '*');
+    if (!current) throw new Error(`task ${id} is not in the ledger`);
+    return current;
+  }
+
+  /**
+   * Starts runs in the ledger with one statement for all the jobs that arrived meanwhile: one
+   * start in flight at a time, the next takes everything that queued up behind it (BullMQ hands
+   * jobs over one by one, and every ledger commit is a few round trips).
+   */
+  private startRun(id: string): Promise<TaskRecord | null> {
+    return new Promise((resolve, reject) => {
+      this.starts.push({ id, resolve, reject });
+      if (!this.startScheduled && !this.startInFlight) {
+        this.startScheduled = true;
+        setImmediate(() => void this.flushStarts());
+      }
+    });
+  }
+
+  private async flushStarts(): Promise<void> {
+    this.startScheduled = false;
+    const batch = this.starts;
+    this.starts = [];
+    if (batch.length === 0) return;
+    this.startInFlight = true;
+    try {
+      const started = new Map((await this.ctx!.store.start(batch.map((s) => s.id), this.workerName, Date.now())).map((r) => [r.id, r]));
+      for (const { id, resolve } of batch) {
+        const record = started.get(id) ?? null;
+        started.delete(id); // a second job for the same run in this batch gets nothing
+        resolve(record);
+      }
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+    } finally {
+      this.startInFlight = false;
+      if (this.starts.length > 0) void this.flushStarts();
+    }
+  }
+
+  private scheduleOutcomeFlush(): void {
+    if (this.outcomeFlushScheduled) return;
+    this.outcomeFlushScheduled = true;
+    setImmediate(() => {
+      this.outcomeFlushScheduled = false;
+      void this.supervisor?.flushOutcomes()?.catch((error) => this.ctx?.logger.error({ err: error }, 'could not record outcomes'));
+    });
+  }
+
+  onEvents(events: TaskEvent[]): void {
+    this.supervisor?.onEvents(events);
+  }
+
+  async cancelRunning(record: TaskRecord, request: CancelRequest): Promise<boolean> {
+    return (await this.supervisor?.cancel(record.id, request)) ?? false;
+  }
+
+  async info(): Promise<EngineInfo> {
+    if (!this.supervisor) return { workers: [] };
+    return {
+      workers: [
+        {
+          name: this.workerName,
+          engine: NAME,
+          host: hostname(),
+          pid: process.pid,
+          concurrency: this.workerConcurrency,
+          active: this.supervisor.active(),
+          processed: this.supervisor.processed,
+          processedByTenant: Object.fromEntries(this.supervisor.processedByTenant),
+          startedAt: this.startedAt,
+        },
+      ],
+    };
+  }
+
+  /**
+   * Graceful stop: take no more jobs; running work gets `graceMs` to finish, the rest goes back to
+   * PENDING in the ledger and back to Redis once this worker's jobs are closed.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    let requeued: TaskRecord[] = [];
+    if (this.worker) {
+      await this.worker.pause(true).catch(() => {});
+      requeued = (await this.supervisor?.stop(graceMs)) ?? [];
+      await this.worker.close().catch((error) => this.ctx?.logger.warn({ err: error }, 'closing the BullMQ worker failed'));
+    }
+    const giveBack = [...requeued, ...this.handBack.filter((r) => r.state === 'PENDING' || r.state === 'RETRY')];
+    if (giveBack.length > 0) await this.enqueue(giveBack);
+    await this.queue?.close().catch(() => {});
+    if (this.connections) closeConnections(this.connections);
+    this.connections = null;
+    this.connecting = null;
+  }
+}
