@@ -108,6 +108,13 @@ const revoke = (id: string, from: TaskState[] = ['PENDING', 'RETRY', 'STARTED'])
   id, to: 'REVOKED', from, patch: { finishedAt: Date.now(), revokeReason: 'stop' }, event: 'revoked',
 });
 
+/** Every finished run that ended before `before`, whatever its state. */
+async function pruneAll(store: TaskStore, before: number, limit: number): Promise<number> {
+  let deleted = 0;
+  for (const state of ['SUCCESS', 'FAILURE', 'REVOKED'] as const) deleted += await store.prune({ state, before }, limit);
+  return deleted;
+}
+
 const claimAll = (store: TaskStore, limit = 100, worker = 'w1') => store.claim({ limit, now: Date.now(), worker });
 
 describe.each(harnesses)('%s store', (_kind, makeLedger) => {
@@ -565,7 +572,7 @@ describe.each(harnesses)('%s store', (_kind, makeLedger) => {
       const [run] = await started(record());
       const [done] = await store.apply([succeed(run!.id)]);
       expect(await store.lastSeq()).toBe(done!.seq);
-      await store.prune(Date.now() + 1000, 10);
+      await pruneAll(store, Date.now() + 1000, 10);
       expect(await store.lastSeq()).toBe(done!.seq);
     });
 
@@ -614,30 +621,41 @@ describe.each(harnesses)('%s store', (_kind, makeLedger) => {
   });
 
   describe('prune', () => {
-    it('deletes finished runs that ended before the cutoff, with their events, in batches', async () => {
+    it('deletes finished runs of the rule\'s state that ended before the cutoff, with their events, in batches', async () => {
       const now = Date.now();
-      const old = await started(record(), record(), record());
-      await store.apply([succeed(old[0]!.id), fail(old[1]!.id), revoke(old[2]!.id)]);
+      const old = await started(record(), record(), record(), record());
+      await store.apply([succeed(old[0]!.id), succeed(old[1]!.id), succeed(old[2]!.id), fail(old[3]!.id)]);
       const live = record();
       const recent = record({ state: 'SUCCESS', finishedAt: now + 60_000 });
       await store.insert([live, recent]);
       const cutoff = Date.now() + 1000;
-      expect(await store.prune(cutoff, 2)).toBe(2);
-      expect(await store.prune(cutoff, 2)).toBe(1);
-      expect(await store.prune(cutoff, 2)).toBe(0);
-      for (const run of old) {
+      expect(await store.prune({ state: 'SUCCESS', before: cutoff }, 2)).toBe(2);
+      expect(await store.prune({ state: 'SUCCESS', before: cutoff }, 2)).toBe(1);
+      expect(await store.prune({ state: 'SUCCESS', before: cutoff }, 2)).toBe(0);
+      for (const run of old.slice(0, 3)) {
         expect(await store.get(run.id, '*')).toBeNull();
         expect(await store.events({ afterSeq: 0, limit: 10, taskId: run.id }, '*')).toEqual([]);
       }
       const left = await store.events({ afterSeq: 0, limit: 100 }, '*');
-      expect(new Set(left.map((e) => e.taskId))).toEqual(new Set([live.id, recent.id]));
-      expect((await store.stats('*', Date.now())).byState).toEqual({ PENDING: 1, STARTED: 0, RETRY: 0, SUCCESS: 1, FAILURE: 0, REVOKED: 0 });
+      expect(new Set(left.map((e) => e.taskId))).toEqual(new Set([old[3]!.id, live.id, recent.id]));
+      expect((await store.stats('*', Date.now())).byState).toEqual({ PENDING: 1, STARTED: 0, RETRY: 0, SUCCESS: 1, FAILURE: 1, REVOKED: 0 });
+      expect(await store.prune({ state: 'FAILURE', before: cutoff }, 10)).toBe(1);
+    });
+
+    it('a rule limited to some definitions, or to all but some, deletes only theirs', async () => {
+      const runs = await started(record({ name: 'a' }), record({ name: 'b' }), record({ name: 'c' }), record({ name: 'c' }));
+      await store.apply(runs.map((r) => revoke(r.id)));
+      const cutoff = Date.now() + 1000;
+      expect(await store.prune({ state: 'REVOKED', before: cutoff, names: ['a', 'x'] }, 10)).toBe(1);
+      expect(await store.prune({ state: 'REVOKED', before: cutoff, exceptNames: ['b'] }, 10)).toBe(2);
+      expect((await store.list({ limit: 10 }, '*')).tasks.map((r) => r.name)).toEqual(['b']);
+      expect(await store.prune({ state: 'REVOKED', before: Date.now() - 60_000 }, 10)).toBe(0); // ended after that cutoff
     });
 
     it('seqs are never reused after the newest events are pruned', async () => {
       const [run] = await started(record());
       const [done] = await store.apply([succeed(run!.id)]);
-      expect(await store.prune(Date.now() + 1000, 10)).toBe(1);
+      expect(await pruneAll(store, Date.now() + 1000, 10)).toBe(1);
       const [next] = await store.insert([record()]);
       expect(next!.seq).toBeGreaterThan(done!.seq);
     });

@@ -47,3 +47,12 @@ export function uuidv7(now = Date.now()): string {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const looksLikeUuid = (value: string): boolean => UUID.test(value);
+
+/**
+ * The lowest id of a run created at `ms`. UUIDv7 ids begin with their creation time, so every run
+ * created earlier sorts below it: a time bound that any index ending in the id can seek to.
+ */
+export function firstIdAt(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}`;
+}

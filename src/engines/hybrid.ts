@@ -98,6 +98,10 @@ export class HybridEngine implements Engine {
     return this.remote.services(context);
   }
 
+  broker(): BullMQEngine {
+    return this.remote;
+  }
+
   async info(): Promise<EngineInfo> {
     const [local, remote] = await Promise.all([this.executeLocal ? this.local.info() : { workers: [] }, this.remote.info()]);
     return { workers: [...local.workers, ...remote.workers] };

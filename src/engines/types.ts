@@ -2,6 +2,7 @@ import type { AnyTaskDefinition } from '../core/definition.js';
 import type { TaskEvent } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskRegistry } from '../core/registry.js';
+import type { Broker } from '../maintenance/broker.js';
 import type { MaintenanceService } from '../maintenance/service.js';
 import type { TaskStore } from '../store/types.js';
 import type { RecordLimits } from './execution.js';
@@ -88,4 +89,6 @@ export interface Engine {
   engineFor?(definition: AnyTaskDefinition): string;
   /** Maintenance duties the engine needs, run by the runtime (e.g. the leader's dispatch sweeper). */
   services?(context: Pick<EngineContext, 'store' | 'logger'>): MaintenanceService[];
+  /** The external broker holding this engine's jobs (BullMQ), for the status sync and orphan cleaner. */
+  broker?(): Broker | undefined;
 }

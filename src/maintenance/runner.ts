@@ -1,10 +1,12 @@
 import type { Logger } from '../engines/types.js';
 import type { Leadership } from './leadership.js';
+import type { RoundRecorder } from './rounds.js';
 import type { MaintenanceService } from './service.js';
 
 /**
  * Runs maintenance services on their intervals. Leadership is claimed (or renewed) before each
- * round of leader-only duties, so they stop within one interval of losing it.
+ * round of leader-only duties, so they stop within one interval of losing it. Rounds of services
+ * that ask for it are written to the ledger as runs (see RoundRecorder).
  */
 export class MaintenanceRunner {
   private readonly timers = new Map<MaintenanceService, NodeJS.Timeout>();
@@ -15,6 +17,7 @@ export class MaintenanceRunner {
     private readonly services: MaintenanceService[],
     private readonly leadership: Leadership,
     private readonly logger: Logger,
+    private readonly recorder?: RoundRecorder,
   ) {}
 
   add(service: MaintenanceService): void {
@@ -35,11 +38,11 @@ export class MaintenanceRunner {
     for (const service of this.services) this.schedule(service, 0);
   }
 
-  /** Runs one service now (tests, and "run now" from an operator). */
+  /** Runs one service now (tests, and "run now" from an operator); recorded like any round. */
   async runNow(name: string): Promise<unknown> {
     const service = this.services.find((s) => s.name === name);
     if (!service) throw new Error(`No maintenance service named ${name}`);
-    return service.runOnce(Date.now());
+    return this.execute(service);
   }
 
   private schedule(service: MaintenanceService, delayMs: number): void {
@@ -58,10 +61,30 @@ export class MaintenanceRunner {
   private async round(service: MaintenanceService): Promise<void> {
     try {
       if (service.leaderOnly && !this.leadership.isLeader) return;
-      await service.runOnce(Date.now());
+      await this.execute(service);
     } catch (error) {
       this.logger.error({ err: error, service: service.name }, 'maintenance service failed');
     }
+  }
+
+  /** One round, between the start and the end of its run in the ledger when it is recorded. */
+  private async execute(service: MaintenanceService): Promise<unknown> {
+    const now = Date.now();
+    const recorder = this.recorder?.records(service) ? this.recorder : undefined;
+    // Not being able to write the record must not stop the duty itself (the ledger may recover).
+    const run = await recorder?.begin(service, now).catch((error: unknown) => {
+      this.logger.warn({ err: error, service: service.name }, 'could not record the maintenance round');
+      return undefined;
+    });
+    let result: unknown;
+    try {
+      result = await service.runOnce(now);
+    } catch (error) {
+      if (run) await recorder!.finish(run, { ok: false, error }).catch(() => {});
+      throw error;
+    }
+    if (run) await recorder!.finish(run, { ok: true, result }).catch((error: unknown) => this.logger.warn({ err: error, service: service.name }, 'could not record the end of the maintenance round'));
+    return result;
   }
 
   async stop(): Promise<void> {

@@ -8,5 +8,12 @@ export interface MaintenanceService {
   readonly leaderOnly: boolean;
   /** Time between two runs, measured from the end of one to the start of the next. */
   readonly intervalMs: number;
+  /**
+   * Each round is written to the ledger as a finished run of `taskyard.maintenance.<name>`
+   * (category `maintenance`), its result the value `runOnce` returns (see rounds.ts).
+   */
+  readonly recorded?: boolean;
+  /** How a recorded round is named in the ledger, e.g. "Prune finished runs". */
+  readonly displayName?: string;
   runOnce(now: number): Promise<unknown>;
 }

@@ -48,20 +48,35 @@ export class Sweeper implements MaintenanceService {
     this.intervalMs = this.options.intervalMs;
   }
 
-  /** Returns how many runs it dispatched. */
+  /** One page on from the previous round; returns how many runs it dispatched. */
   async runOnce(now: number): Promise<number> {
-    const page = await this.store.list(
-      { states: ['PENDING', 'RETRY'], limit: this.options.pageSize, cursor: this.cursor },
-      '*',
-    );
-    this.cursor = page.nextCursor ?? undefined;
+    const { dispatched, next } = await this.sweepPage(this.cursor, now);
+    this.cursor = next;
+    return dispatched;
+  }
+
+  /** Every waiting run at once, page by page (the status sync's full pass); returns how many it dispatched. */
+  async sweepAll(now: number): Promise<number> {
+    let dispatched = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await this.sweepPage(cursor, now);
+      dispatched += page.dispatched;
+      cursor = page.next;
+    } while (cursor !== undefined);
+    return dispatched;
+  }
+
+  private async sweepPage(cursor: string | undefined, now: number): Promise<{ dispatched: number; next: string | undefined }> {
+    const page = await this.store.list({ states: ['PENDING', 'RETRY'], limit: this.options.pageSize, cursor }, '*');
+    const next = page.nextCursor ?? undefined;
     const settled = now - this.options.graceMs;
     const candidates = page.tasks.filter((r) => r.engine === this.dispatcher.engineName && r.updatedAt < settled);
-    if (candidates.length === 0) return 0;
+    if (candidates.length === 0) return { dispatched: 0, next };
     const missing = await this.dispatcher.missing(candidates);
-    if (missing.length === 0) return 0;
+    if (missing.length === 0) return { dispatched: 0, next };
     await this.dispatcher.dispatch(missing);
     this.logger.warn({ count: missing.length, tasks: missing.slice(0, 10).map((r) => r.id) }, 'sweeper dispatched waiting runs the broker did not hold');
-    return missing.length;
+    return { dispatched: missing.length, next };
   }
 }

@@ -11,11 +11,13 @@ import { postgresMigrations } from './migrations/postgres.js';
 import { inScope, json, mayApply, rowToEvent, rowToRecord, type EventRow, type Row } from './codec.js';
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
+import { pruneWhere } from './prune.js';
 import type {
   ClaimOptions,
   EventQuery,
   LedgerStats,
   ListFilter,
+  PruneRule,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -182,7 +184,7 @@ type WriteOp =
   | { kind: 'apply'; changes: PreparedChange[] }
   | { kind: 'claim'; options: ClaimOptions }
   | { kind: 'start'; ids: readonly string[]; worker: string; now: number }
-  | { kind: 'prune'; before: number; limit: number };
+  | { kind: 'prune'; rule: PruneRule; limit: number };
 
 interface Pending {
   op: WriteOp;
@@ -477,7 +479,7 @@ export class PostgresStore implements TaskStore {
       } else if (op.kind === 'start') {
         results.push(await this.startRuns(tx, op.ids, op.worker, op.now));
       } else {
-        results.push(await this.pruneRuns(tx, op.before, op.limit));
+        results.push(await this.pruneRuns(tx, op.rule, op.limit));
       }
       i = end;
     }
@@ -688,14 +690,19 @@ export class PostgresStore implements TaskStore {
     });
   }
 
-  prune(before: number, limit: number): Promise<number> {
-    return this.write({ kind: 'prune', before, limit });
+  prune(rule: PruneRule, limit: number): Promise<number> {
+    return this.write({ kind: 'prune', rule, limit });
   }
 
-  /** Deletes finished runs and their events. */
-  private async pruneRuns(tx: WriteTx, before: number, limit: number): Promise<number> {
+  /** Runs this transaction touched are left alone: their events are still to be written. */
+  private async pruneRuns(tx: WriteTx, rule: PruneRule, limit: number): Promise<number> {
+    const params: unknown[] = [limit, [...tx.touched]];
+    const where = pruneWhere(rule, {
+      param: (value) => `$${params.push(value)}`,
+      nameSet: (names) => `(SELECT unnest($${params.push([...names])}::text[]))`,
+    });
     const { rows } = await this.txQuery<{ name: string; category: string; state: TaskState; tenant_id: string | null }>(
-      tx, PRUNE, [before, limit, [...tx.touched]],
+      tx, PRUNE.replace('$WHERE', where), params,
     );
     for (const row of rows) tx.count(row.tenant_id, row.name, row.category, row.state, -1);
     return rows.length;
@@ -953,11 +960,11 @@ const FINISH = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1::int,
   SELECT base, CASE WHEN $19::text IS NOT NULL THEN pg_notify($19::text, $20::text) END AS notified FROM block`;
 
 /** Finished runs (skipping rows other transactions hold, and runs this one wrote events for), and their events. */
+/** $1 at most this many, $2 ids to leave alone; `$WHERE` is the rule (see store/prune.ts). */
 const PRUNE = `WITH gone AS (
     DELETE FROM taskyard_tasks WHERE id IN (
-      SELECT id FROM taskyard_tasks WHERE finished_at IS NOT NULL AND finished_at < $1 AND state IN ('SUCCESS', 'FAILURE', 'REVOKED')
-        AND id <> ALL($3::text[])
-      LIMIT $2 FOR UPDATE SKIP LOCKED)
+      SELECT id FROM taskyard_tasks WHERE $WHERE AND id <> ALL($2::text[])
+      LIMIT $1 FOR UPDATE SKIP LOCKED)
     RETURNING id, name, category, state, tenant_id),
   dropped AS (DELETE FROM taskyard_events WHERE task_id IN (SELECT id FROM gone))
   SELECT name, category, state, tenant_id FROM gone`;

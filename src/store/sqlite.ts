@@ -9,11 +9,13 @@ import { appliesTo, COLUMNS, inScope, json, mayApply, prepareChange, rowToEvent,
 import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-files.js';
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
+import { pruneWhere } from './prune.js';
 import type {
   ClaimOptions,
   EventQuery,
   LedgerStats,
   ListFilter,
+  PruneRule,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -542,12 +544,17 @@ export class SqliteStore implements TaskStore {
     });
   }
 
-  prune(before: number, limit: number): Promise<number> {
+  prune(rule: PruneRule, limit: number): Promise<number> {
+    const params: unknown[] = [];
+    const where = pruneWhere(rule, {
+      param: (value) => (params.push(value), '?'),
+      nameSet: (names) => (params.push(JSON.stringify(names)), '(SELECT value FROM json_each(?))'),
+    });
     return this.write(() => {
       const rows = this.cached(
-        `DELETE FROM taskyard_tasks WHERE id IN (SELECT id FROM taskyard_tasks WHERE finished_at IS NOT NULL AND finished_at < ?
-           AND state IN ('SUCCESS', 'FAILURE', 'REVOKED') LIMIT ?) RETURNING name, category, state, tenant_id, last_event_seq`,
-      ).all(before, limit) as Array<Pick<Row, 'name' | 'category' | 'state' | 'tenant_id'> & { last_event_seq: number | null }>;
+        `DELETE FROM taskyard_tasks WHERE id IN (SELECT id FROM taskyard_tasks WHERE ${where} LIMIT ?)
+           RETURNING name, category, state, tenant_id, last_event_seq`,
+      ).all(...params, limit) as Array<Pick<Row, 'name' | 'category' | 'state' | 'tenant_id'> & { last_event_seq: number | null }>;
       const deleteChain = this.cached(`DELETE FROM taskyard_events WHERE seq IN (${CHAIN}SELECT seq FROM chain)`);
       for (const row of rows) {
         deleteChain.run(row.last_event_seq, 0);

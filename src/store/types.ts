@@ -89,6 +89,19 @@ export interface EventQuery {
   category?: string;
 }
 
+export type FinishedState = 'SUCCESS' | 'FAILURE' | 'REVOKED';
+
+/**
+ * One line of a retention policy, as the store applies it: runs in `state` that finished before
+ * `before`, of the definitions in `names` (every definition when absent) except `exceptNames`.
+ */
+export interface PruneRule {
+  state: FinishedState;
+  before: number;
+  names?: readonly string[];
+  exceptNames?: readonly string[];
+}
+
 export interface TaskStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Receives every committed event, in sequence order, once; the runtime fans them out. */
@@ -139,7 +152,10 @@ export interface TaskStore {
   /** A durable consumer's position in the event log (null before its first save). */
   cursor(name: string): Promise<number | null>;
   saveCursor(name: string, seq: number): Promise<void>;
-  /** Deletes finished runs (and their events) that ended before `before`. Returns how many. */
-  prune(before: number, limit: number): Promise<number>;
+  /**
+   * Deletes up to `limit` finished runs (with their events) that the rule selects, in one commit.
+   * Returns how many. The pruner calls it batch after batch, one rule of its policy at a time.
+   */
+  prune(rule: PruneRule, limit: number): Promise<number>;
   close(): Promise<void>;
 }

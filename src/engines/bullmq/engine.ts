@@ -4,11 +4,12 @@ import type { AnyTaskDefinition } from '../../core/definition.js';
 import { backendUnavailable } from '../../core/errors.js';
 import type { TaskEvent } from '../../core/events.js';
 import type { TaskRecord } from '../../core/record.js';
-import { DEFAULT_SWEEPER, Sweeper, type Dispatcher, type SweeperOptions } from '../../maintenance/sweeper.js';
+import { DEFAULT_SWEEPER, Sweeper, type SweeperOptions } from '../../maintenance/sweeper.js';
+import type { Broker, BrokerJob, WaitingKind } from '../../maintenance/broker.js';
 import type { MaintenanceService } from '../../maintenance/service.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
-import { jobIdOf, jobOf, type JobData } from './jobs.js';
+import { jobIdOf, jobOf, runningJobIdOf, taskIdOfJob, type JobData } from './jobs.js';
 import { closeConnections, describeRedisUrl, loadBullmq, openConnections, type RedisConnections } from './redis.js';
 
 export interface BullMQEngineOptions {
@@ -43,7 +44,7 @@ const NAME = 'bullmq';
  *   and the leader's sweeper dispatches them; BullMQ's own stalled re-delivery is off;
  * - cancel requests travel through the ledger's event feed to the worker holding the run.
  */
-export class BullMQEngine implements Engine, Dispatcher {
+export class BullMQEngine implements Engine, Broker {
   readonly name = NAME;
   readonly engineName = NAME;
   private readonly redisUrl: string;
@@ -161,9 +162,38 @@ export class BullMQEngine implements Engine, Dispatcher {
   }
 
   async missing(records: TaskRecord[]): Promise<TaskRecord[]> {
+    return this.withoutKeys(records, jobIdOf);
+  }
+
+  broker(): Broker {
+    return this;
+  }
+
+  // ---- reconciling with the ledger (status sync, orphan cleaner) -------------------------------
+
+  async withoutJob(records: TaskRecord[]): Promise<TaskRecord[]> {
+    return this.withoutKeys(records, runningJobIdOf);
+  }
+
+  /** BullMQ keeps each kind of waiting job in its own list: `wait`, `prioritized`, `delayed`. */
+  async waitingJobs(kind: WaitingKind, start: number, count: number): Promise<BrokerJob[]> {
+    await this.connect();
+    const ids = await this.queue!.getRanges([kind === 'waiting' ? 'wait' : kind], start, start + count - 1, true);
+    return ids.map((jobId) => ({ jobId, taskId: taskIdOfJob(jobId) }));
+  }
+
+  async removeJobs(jobIds: readonly string[]): Promise<number> {
+    await this.connect();
+    // remove() answers 0 for a job that is locked (a worker just took it): it stays.
+    const results = await Promise.all(jobIds.map((id) => this.queue!.remove(id)));
+    return results.filter((n) => n === 1).length;
+  }
+
+  /** Of these runs, those whose job (named by `jobId`) is not in Redis. */
+  private async withoutKeys(records: TaskRecord[], jobId: (record: TaskRecord) => string): Promise<TaskRecord[]> {
     await this.connect();
     const pipeline = this.connections!.producer.pipeline();
-    for (const record of records) pipeline.exists(this.queue!.toKey(jobIdOf(record)));
+    for (const record of records) pipeline.exists(this.queue!.toKey(jobId(record)));
     const results = (await pipeline.exec()) ?? [];
     return records.filter((_, i) => {
       const [error, exists] = results[i] ?? [new Error('no reply'), 0];

@@ -14,6 +14,17 @@ export function jobIdOf(record: Pick<TaskRecord, 'id' | 'attempt'>): string {
   return `${record.id}.${record.attempt + 1}`;
 }
 
+/** The job of the attempt a STARTED run is in (its `attempt` already counts it). */
+export function runningJobIdOf(record: Pick<TaskRecord, 'id' | 'attempt'>): string {
+  return `${record.id}.${record.attempt}`;
+}
+
+/** The run a job id names, or null for a job Taskyard did not name. */
+export function taskIdOfJob(jobId: string): string | null {
+  const match = /^(.+)\.\d+$/.exec(jobId);
+  return match ? match[1]! : null;
+}
+
 /**
  * BullMQ runs priority 1 first and 2,097,152 last (and jobs without one before all of them);
  * Taskyard runs the higher priority first, default 0. Every job gets a priority around the middle
