@@ -1,6 +1,8 @@
 import { join, resolve } from 'node:path';
 import { toMs } from './core/duration.js';
 import { parseApiKeys, type ApiKey } from './http/auth.js';
+import type { MaintenanceOptions } from './maintenance/duties.js';
+import { DEFAULT_RETENTION, parseRetention } from './maintenance/retention.js';
 import { parseDatabaseUrl } from './store/location.js';
 
 /** Settings read from the environment; the README's configuration table lists each one. */
@@ -16,8 +18,8 @@ export interface Config {
   apiKeys: ApiKey[];
   concurrency: number;
   logLevel: string;
-  /** Finished runs older than this are pruned. */
-  retention: string;
+  /** The leader's housekeeping: retention and pruning, status sync, orphan cleanup (see maintenanceOf). */
+  maintenance: MaintenanceOptions;
   /** Largest request body, in bytes. */
   bodyLimit: number;
   /** Open event streams allowed per API key (anonymous callers share one) and in total. */
@@ -57,7 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: parseApiKeys(env.TASKYARD_API_KEYS),
     concurrency,
     logLevel: env.TASKYARD_LOG_LEVEL || 'info',
-    retention: retentionOf(env.TASKYARD_RETENTION),
+    maintenance: maintenanceOf(env),
     bodyLimit: positiveInt(env, 'TASKYARD_BODY_LIMIT', 1024 * 1024),
     sse: {
       maxStreamsPerKey: positiveInt(env, 'TASKYARD_SSE_MAX_PER_KEY', 100),
@@ -126,9 +128,36 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return Number(value);
 }
 
-function retentionOf(value: string | undefined): string {
-  if (!value) return '7d';
-  toMs(value); // throws with a clear message when malformed
+/**
+ * TASKYARD_RETENTION (per state and per task, see parseRetention), TASKYARD_PRUNE_INTERVAL,
+ * TASKYARD_PRUNE_BATCH, TASKYARD_STATUS_SYNC_INTERVAL, TASKYARD_ORPHAN_CLEANUP_INTERVAL and
+ * TASKYARD_MAINTENANCE_RECORD. Defaults follow the seed's Celery Beat schedule.
+ */
+function maintenanceOf(env: NodeJS.ProcessEnv): MaintenanceOptions {
+  const spec = env.TASKYARD_RETENTION?.trim();
+  const { retention, byName } = spec ? parseRetention(spec) : { retention: {}, byName: {} };
+  return {
+    pruner: {
+      retention: { ...DEFAULT_RETENTION, ...retention },
+      byName,
+      interval: intervalOf(env, 'TASKYARD_PRUNE_INTERVAL', '1h'),
+      batchSize: positiveInt(env, 'TASKYARD_PRUNE_BATCH', 1000),
+    },
+    statusSync: { interval: intervalOf(env, 'TASKYARD_STATUS_SYNC_INTERVAL', '2m') },
+    orphanCleaner: { interval: intervalOf(env, 'TASKYARD_ORPHAN_CLEANUP_INTERVAL', '24h') },
+    recordRounds: booleanOf(env, 'TASKYARD_MAINTENANCE_RECORD', true),
+  };
+}
+
+/** A duration above zero (`30s`, `2m`, `1h`, `1d`), or the default when unset. */
+function intervalOf(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const value = env[name]?.trim();
+  if (!value) return fallback;
+  let ms = 0;
+  try {
+    ms = toMs(value);
+  } catch {}
+  if (!(ms > 0)) throw new Error(`${name} must be a duration like 30s, 2m, 1h or 1d, got ${JSON.stringify(env[name])}`);
   return value;
 }
 

@@ -37,7 +37,7 @@ export async function createConfiguredYard(config: Config, options: ConfiguredYa
     engine: worker ? workerEngine(config) : serverEngine(config),
     execute: worker || startsEngine(config),
     logger,
-    pruner: { retention: config.retention },
+    maintenance: config.maintenance,
     peers: { ...config.peers, rescueIntervalMs: config.peers.heartbeatMs },
     limits: config.limits,
     shutdownGraceMs: config.shutdownGraceMs,

@@ -15,8 +15,10 @@ import { DurableConsumer, type ConsumerHandler, type ConsumerOptions } from './m
 import { Heartbeat } from './maintenance/heartbeat.js';
 import { Leadership } from './maintenance/leadership.js';
 import { isDead, processIdentity, type ProcessIdentity } from './maintenance/peers.js';
-import { Pruner, type PrunerOptions } from './maintenance/pruner.js';
+import { maintenanceDuties, type MaintenanceOptions } from './maintenance/duties.js';
+import type { PrunerOptions } from './maintenance/pruner.js';
 import { Rescuer } from './maintenance/rescuer.js';
+import { maintenanceDefinition, RoundRecorder } from './maintenance/rounds.js';
 import { MaintenanceRunner } from './maintenance/runner.js';
 import { EventFeed } from './notifier/feed.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -98,7 +100,9 @@ export interface TaskyardOptions {
   shutdownGraceMs?: number;
   /** How long a soft cancel waits for the run to stop before answering. */
   softCancelWaitMs?: number;
-  /** Retention of finished runs; `false` keeps everything. */
+  /** The leader's housekeeping: pruner (retention), status sync, orphan cleaner; see MaintenanceOptions. */
+  maintenance?: MaintenanceOptions;
+  /** The same as `maintenance.pruner` (which wins when both are given). */
   pruner?: PrunerOptions | false;
   /** Size limits on params, results and messages (see DEFAULT_LIMITS). */
   limits?: Partial<RecordLimits>;
@@ -176,15 +180,20 @@ export class Taskyard {
       leaseMs: this.peers.leaseMs,
       intervalMs: this.peers.heartbeatMs,
     });
+    const rescuer = new Rescuer(this.store, this.registry, this.logger, this.identity.host, this.peers.rescueIntervalMs);
+    // ---- maintenance duties (pruner, status sync, orphan cleaner), their rounds recorded as runs
+    const duties = maintenanceDuties(
+      { store: this.store, logger: this.logger, rescuer, broker: this.engine.broker?.() },
+      { ...options.maintenance, pruner: options.maintenance?.pruner ?? options.pruner },
+    );
+    const recorder = options.maintenance?.recordRounds === false ? undefined : new RoundRecorder(this.store, this.registry, this.identity.id);
+    if (recorder) for (const duty of duties.filter((d) => d.recorded)) this.registry.register(maintenanceDefinition(duty));
+    // ----
     this.maintenance = new MaintenanceRunner(
-      [
-        this.heartbeat,
-        new Rescuer(this.store, this.registry, this.logger, this.identity.host, this.peers.rescueIntervalMs),
-        ...(options.pruner === false ? [] : [new Pruner(this.store, this.logger, options.pruner)]),
-        ...(this.engine.services?.({ store: this.store, logger: this.logger }) ?? []),
-      ],
+      [this.heartbeat, rescuer, ...duties, ...(this.engine.services?.({ store: this.store, logger: this.logger }) ?? [])],
       this.leadership,
       this.logger,
+      recorder,
     );
     this.feed = new EventFeed(this.store, (events) => this.deliver(events), this.logger, { pollMs: this.peers.feedPollMs });
     this.store.onCommit = (events) => this.committed(events);
@@ -209,6 +218,14 @@ export class Taskyard {
     }
     this.maintenance.start();
     return this;
+  }
+
+  /**
+   * Runs a maintenance duty now, in this process, leader or not (an operator's "run now", and
+   * tests): e.g. `pruner`, `status_sync`, `orphan_cleaner`, `rescuer`. Recorded like any round.
+   */
+  runMaintenance(name: string): Promise<unknown> {
+    return this.maintenance.runNow(name);
   }
 
   /** Whether this process leads the maintenance duties right now. */

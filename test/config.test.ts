@@ -57,7 +57,12 @@ describe('loadConfig', () => {
       apiKeys: [],
       concurrency: 20,
       logLevel: 'info',
-      retention: '7d',
+      maintenance: {
+        pruner: { retention: { SUCCESS: '7d', FAILURE: '30d', REVOKED: '7d' }, byName: {}, interval: '1h', batchSize: 1000 },
+        statusSync: { interval: '2m' },
+        orphanCleaner: { interval: '24h' },
+        recordRounds: true,
+      },
     });
   });
 
@@ -78,7 +83,7 @@ describe('loadConfig', () => {
       apiKeys: [ADMIN],
       concurrency: 4,
       logLevel: 'warn',
-      retention: '12h',
+      maintenance: { pruner: { retention: { SUCCESS: '12h', FAILURE: '12h', REVOKED: '12h' } } },
     });
     expect(loadConfig({ DATABASE_URL: 'sqlite:///srv/taskyard/ledger.db' }).sqliteFile).toBe('/srv/taskyard/ledger.db');
   });
@@ -91,6 +96,45 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://db/x' })).toThrow(/DATABASE_URL must look like sqlite:<file>/);
     expect(() => loadConfig({ TASKYARD_API_KEYS: keysJson(ADMIN, ADMIN) })).toThrow(/keys 0 and 1 are the same key/);
     expect(() => loadConfig({ TASKYARD_API_KEYS: keysJson({ ...ADMIN, key: ' '.repeat(32) }) })).toThrow(/must not be blank/);
+  });
+});
+
+describe('maintenance settings', () => {
+  it('reads retention per state and per task, and each duty\'s interval', () => {
+    const config = loadConfig({
+      TASKYARD_RETENTION: 'SUCCESS=3d, FAILURE=90d, sii.sync_documents:SUCCESS=1d, cleanup_sessions=1h, cleanup_sessions:FAILURE=2d',
+      TASKYARD_PRUNE_INTERVAL: '15m',
+      TASKYARD_PRUNE_BATCH: '250',
+      TASKYARD_STATUS_SYNC_INTERVAL: '30s',
+      TASKYARD_ORPHAN_CLEANUP_INTERVAL: '6h',
+      TASKYARD_MAINTENANCE_RECORD: 'false',
+    });
+    expect(config.maintenance).toEqual({
+      pruner: {
+        retention: { SUCCESS: '3d', FAILURE: '90d', REVOKED: '7d' },
+        byName: { 'sii.sync_documents': { SUCCESS: '1d' }, cleanup_sessions: { SUCCESS: '1h', FAILURE: '2d', REVOKED: '1h' } },
+        interval: '15m',
+        batchSize: 250,
+      },
+      statusSync: { interval: '30s' },
+      orphanCleaner: { interval: '6h' },
+      recordRounds: false,
+    });
+    // A bare duration is every state; later entries win.
+    expect(loadConfig({ TASKYARD_RETENTION: '2d,FAILURE=10d' }).maintenance.pruner).toMatchObject({ retention: { SUCCESS: '2d', FAILURE: '10d', REVOKED: '2d' } });
+  });
+
+  it('stops start-up with a message naming the variable and the bad entry', () => {
+    expect(() => loadConfig({ TASKYARD_RETENTION: 'SUCCESS=7 days' })).toThrow(/TASKYARD_RETENTION: "7 days" is not a duration .* in "SUCCESS=7 days"/);
+    expect(() => loadConfig({ TASKYARD_RETENTION: 'sii.sync_documents:DONE=1d' })).toThrow(/TASKYARD_RETENTION: "DONE" is not SUCCESS, FAILURE or REVOKED/);
+    expect(() => loadConfig({ TASKYARD_RETENTION: '=1d' })).toThrow(/TASKYARD_RETENTION: a state or task name is missing/);
+    expect(() => loadConfig({ TASKYARD_RETENTION: ':SUCCESS=1d' })).toThrow(/TASKYARD_RETENTION: a task name is missing/);
+    expect(() => loadConfig({ TASKYARD_RETENTION: ' , ' })).toThrow(/TASKYARD_RETENTION: no retention given/);
+    expect(() => loadConfig({ TASKYARD_PRUNE_INTERVAL: '0s' })).toThrow(/TASKYARD_PRUNE_INTERVAL must be a duration like 30s/);
+    expect(() => loadConfig({ TASKYARD_STATUS_SYNC_INTERVAL: 'often' })).toThrow(/TASKYARD_STATUS_SYNC_INTERVAL must be a duration/);
+    expect(() => loadConfig({ TASKYARD_ORPHAN_CLEANUP_INTERVAL: '-1h' })).toThrow(/TASKYARD_ORPHAN_CLEANUP_INTERVAL must be a duration/);
+    expect(() => loadConfig({ TASKYARD_PRUNE_BATCH: '0' })).toThrow(/TASKYARD_PRUNE_BATCH must be a whole number >= 1/);
+    expect(() => loadConfig({ TASKYARD_MAINTENANCE_RECORD: 'maybe' })).toThrow(/TASKYARD_MAINTENANCE_RECORD must be true or false/);
   });
 });
 

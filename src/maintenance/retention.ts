@@ -3,8 +3,9 @@ import type { FinishedState, PruneRule } from '../store/types.js';
 
 export const FINISHED_STATES: readonly FinishedState[] = ['SUCCESS', 'FAILURE', 'REVOKED'];
 
+export type RetentionByState = Partial<Record<FinishedState, Duration>>;
 /** How long finished runs are kept, per state; one duration means the same for every state. */
-export type Retention = Duration | Partial<Record<FinishedState, Duration>>;
+export type Retention = Duration | RetentionByState;
 
 /** A retention policy: per state, with per-definition overrides (e.g. `{ 'sii.sync_documents': { SUCCESS: '1d' } }`). */
 export interface RetentionPolicy {
@@ -69,7 +70,7 @@ export class RetentionRules {
  * `SUCCESS=7d,FAILURE=30d,REVOKED=7d,sii.sync_documents:SUCCESS=1d`. A bare duration sets every
  * state; later entries win.
  */
-export function parseRetention(spec: string, variable = 'TASKYARD_RETENTION'): Required<RetentionPolicy> {
+export function parseRetention(spec: string, variable = 'TASKYARD_RETENTION'): { retention: RetentionByState; byName: Record<string, RetentionByState> } {
   const fail = (entry: string, why: string): never => {
     throw new Error(`${variable}: ${why} in ${JSON.stringify(entry)} (e.g. SUCCESS=7d,FAILURE=30d,sii.sync_documents:SUCCESS=1d)`);
   };
@@ -81,8 +82,8 @@ export function parseRetention(spec: string, variable = 'TASKYARD_RETENTION'): R
     }
     return value.trim();
   };
-  const retention: Partial<Record<FinishedState, Duration>> = {};
-  const byName: Record<string, Partial<Record<FinishedState, Duration>>> = {};
+  const retention: RetentionByState = {};
+  const byName: Record<string, RetentionByState> = {};
   const entries = spec.split(',').map((e) => e.trim()).filter(Boolean);
   if (entries.length === 0) fail(spec, 'no retention given');
   for (const entry of entries) {

@@ -51,6 +51,12 @@ export class RoundRecorder {
     return service.recorded === true && this.registry.has(maintenanceTaskName(service));
   }
 
+  /** When the newest recorded round of this service began (null if none is in the ledger). */
+  async lastRoundAt(service: MaintenanceService): Promise<number | null> {
+    const { tasks } = await this.store.list({ names: [maintenanceTaskName(service)], limit: 1 }, '*');
+    return tasks[0]?.createdAt ?? null;
+  }
+
   async begin(service: MaintenanceService, now: number): Promise<TaskRecord> {
     const definition = this.registry.get(maintenanceTaskName(service));
     const record: TaskRecord = {

@@ -3,6 +3,9 @@ import type { Leadership } from './leadership.js';
 import type { RoundRecorder } from './rounds.js';
 import type { MaintenanceService } from './service.js';
 
+/** Longer delays overflow Node's timers (and fire at once); a round past it just checks again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Runs maintenance services on their intervals. Leadership is claimed (or renewed) before each
  * round of leader-only duties, so they stop within one interval of losing it. Rounds of services
@@ -12,6 +15,7 @@ export class MaintenanceRunner {
   private readonly timers = new Map<MaintenanceService, NodeJS.Timeout>();
   private readonly running = new Set<Promise<unknown>>();
   private stopped = true;
+  private startedAt = Date.now();
 
   constructor(
     private readonly services: MaintenanceService[],
@@ -35,6 +39,7 @@ export class MaintenanceRunner {
 
   start(): void {
     this.stopped = false;
+    this.startedAt = Date.now();
     for (const service of this.services) this.schedule(service, 0);
   }
 
@@ -48,23 +53,40 @@ export class MaintenanceRunner {
   private schedule(service: MaintenanceService, delayMs: number): void {
     if (this.stopped || !this.services.includes(service)) return;
     const timer = setTimeout(() => {
-      const round = this.round(service).finally(() => {
+      const round = this.round(service).then((next) => {
         this.running.delete(round);
-        this.schedule(service, service.intervalMs);
+        this.schedule(service, next);
       });
       this.running.add(round);
-    }, delayMs);
+    }, Math.min(delayMs, MAX_TIMER_MS));
     timer.unref();
     this.timers.set(service, timer);
   }
 
-  private async round(service: MaintenanceService): Promise<void> {
+  /** A round if it is due; returns the delay until the next one. */
+  private async round(service: MaintenanceService): Promise<number> {
     try {
-      if (service.leaderOnly && !this.leadership.isLeader) return;
+      // A recorded duty is due by the ledger's clock, so a follower looks again within a minute
+      // and a new leader picks the schedule up where the old one left it.
+      if (service.leaderOnly && !this.leadership.isLeader) return this.recorder?.records(service) ? Math.min(service.intervalMs, 60_000) : service.intervalMs;
+      const wait = await this.untilDue(service);
+      if (wait > 0) return wait;
       await this.execute(service);
     } catch (error) {
       this.logger.error({ err: error, service: service.name }, 'maintenance service failed');
     }
+    return service.intervalMs;
+  }
+
+  /**
+   * A recorded duty keeps its schedule across restarts and leader changes: it is due one interval
+   * after the newest round in the ledger (whoever ran it), or after this runner started if none
+   * was ever recorded. So an hourly pruner runs hourly however often processes restart.
+   */
+  private async untilDue(service: MaintenanceService): Promise<number> {
+    if (!this.recorder?.records(service)) return 0;
+    const last = await this.recorder.lastRoundAt(service);
+    return Math.max(0, (last ?? this.startedAt) + service.intervalMs - Date.now());
   }
 
   /** One round, between the start and the end of its run in the ledger when it is recorded. */
