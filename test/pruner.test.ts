@@ -20,9 +20,9 @@ describe('pruner', () => {
 
     const pruner = new Pruner(yard.store, silentLogger, { retention: '1h', batchSize: 2 });
     // Nothing is an hour old yet.
-    expect(await pruner.runOnce()).toBe(0);
+    expect(await pruner.runOnce()).toMatchObject({ deleted: 0 });
     // Two hours from now, every finished run is past retention; batches of 2 still get them all.
-    expect(await pruner.runOnce(Date.now() + 2 * 3_600_000)).toBe(5);
+    expect(await pruner.runOnce(Date.now() + 2 * 3_600_000)).toMatchObject({ deleted: 5 });
 
     for (const id of done) await expect(yard.get(id)).rejects.toMatchObject({ code: 'task_not_found' });
     expect(await yard.store.events({ afterSeq: 0, limit: 100, taskId: done[0] }, '*')).toEqual([]);

@@ -26,6 +26,7 @@ export interface PruneReport {
  */
 export class Pruner implements MaintenanceService {
   readonly name = 'pruner';
+  readonly displayName = 'Prune finished runs';
   readonly leaderOnly = true;
   readonly recorded = true;
   readonly intervalMs: number;
