@@ -23,3 +23,9 @@ export { HybridEngine, type HybridEngineOptions, type RedisFallback } from './en
 export type { Engine, EngineInfo, WorkerInfo } from './engines/types.js';
 export { Taskyard, createTaskyard } from './taskyard.js';
 export type { TaskyardOptions, SubmitOptions, SubmitRequest, Hooks, CancelOptions, Stats } from './taskyard.js';
+export type { MaintenanceOptions } from './maintenance/duties.js';
+export type { PrunerOptions, PruneReport } from './maintenance/pruner.js';
+export type { Retention, RetentionByState, RetentionPolicy } from './maintenance/retention.js';
+export type { StatusSyncOptions, StatusSyncReport } from './maintenance/status-sync.js';
+export type { OrphanCleanerOptions, OrphanReport } from './maintenance/orphans.js';
+export type { PruneRule, FinishedState } from './store/types.js';
