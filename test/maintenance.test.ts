@@ -26,7 +26,7 @@ import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { TaskStore } from '../src/store/types.js';
 import { bareRecord, startCluster, type Cluster } from './bullmq-cluster.js';
-import { dropSchema, freshSchema, silentLogger, startServer, startYard, tempDir, TEST_DATABASE_URL } from './helpers.js';
+import { dropSchema, eventually, freshSchema, silentLogger, startServer, startYard, tempDir, TEST_DATABASE_URL } from './helpers.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -225,6 +225,20 @@ describe('recorded rounds', () => {
     const orphan = await new RoundRecorder(yard.store, yard.registry, me.id).begin(broken, Date.now());
     await new Rescuer(yard.store, yard.registry, silentLogger, me.host, 1000).runOnce(Date.now());
     expect(await yard.get(orphan.id)).toMatchObject({ state: 'FAILURE', error: expect.stringContaining('Worker lost') });
+  });
+
+  it('the leader records its scheduled rounds, each one interval after the previous one in the ledger', async () => {
+    const { yard, close } = await startYard({ tasks: [quick], maintenance: { pruner: false, statusSync: { interval: '200ms' } } });
+    cleanup.push(close);
+    const rounds = await eventually(async () => {
+      const { tasks } = await yard.list({ names: ['taskyard.maintenance.status_sync'], states: ['SUCCESS'], limit: 10 });
+      return tasks.length >= 2 ? tasks : null;
+    });
+    expect(yard.isLeader).toBe(true);
+    expect(rounds.every((r) => r.worker === yard.identity.id && (r.result as { rescued: number }).rescued === 0)).toBe(true);
+    expect((await yard.list({ names: ['taskyard.maintenance.status_sync'], states: ['FAILURE'], limit: 1 })).tasks).toEqual([]);
+    const [newer, older] = rounds;
+    expect(newer!.createdAt - older!.createdAt).toBeGreaterThanOrEqual(200);
   });
 
   it('recordRounds: false leaves the ledger to tasks', async () => {
