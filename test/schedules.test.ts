@@ -4,6 +4,8 @@
  * (CRUD, validation, roles, tenant scope, OpenAPI); and three real server processes sharing one
  * ledger, SQLite and PostgreSQL, firing a 1-second schedule once per tick.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/core/definition.js';
@@ -12,6 +14,7 @@ import { Scheduler } from '../src/maintenance/scheduler.js';
 import { CATCH_UP_LIMIT, planTicks } from '../src/schedules/catch-up.js';
 import { nextTicks, parseTiming, ticksBetween } from '../src/schedules/timing.js';
 import type { Taskyard } from '../src/taskyard.js';
+import { ensureBuilt } from './built.js';
 import { eventually, http, silentLogger, startServer, startYard, tempDir } from './helpers.js';
 import { freshPostgresDatabase } from './postgres-db.js';
 import { allTasks, newDataDir, removeDataDirs, startDemoServer, stopChildren, type Server } from './processes.js';
@@ -219,7 +222,7 @@ describe('scheduler on a real ledger', () => {
     cleanups.push(close);
     const runs = await eventually(async () => {
       const found = await scheduledRuns(yard, 'every-second');
-      return found.length >= 2 && found;
+      return found.length >= 2 ? found : null;
     }, 6000);
     const ticks = runs.map((r) => Date.parse(String(r.meta!.scheduled_for)));
     expect(ticks[1]! - ticks[0]!).toBe(1000);
@@ -387,6 +390,51 @@ describe('schedules API', () => {
     expect(Object.keys(doc.paths['/api/schedules/{name}'])).toEqual(expect.arrayContaining(['get', 'patch', 'delete']));
     expect(doc.paths['/api/schedules'].post.requestBody.content['application/json'].schema.properties.catch_up.enum).toEqual(['latest', 'none', 'all']);
   });
+});
+
+// ---- the command line -------------------------------------------------------------------------
+
+/** The built CLI as a real child process (asynchronous: the server it talks to is in this process). */
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.TASKYARD_URL;
+  delete env.TASKYARD_API_KEY;
+  const bin = fileURLToPath(new URL('../bin/taskyard.js', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('taskyard schedules', () => {
+  it('lists schedules with their next run, and enables and disables them', async () => {
+    await ensureBuilt();
+    const server = await startServer({ tasks: TASKS, apiKeys: KEYS, scheduler: false, schedules: [{ name: 'hourly', task: 'ping', every: '1h' }] });
+    try {
+      const run = (key: string, ...args: string[]) => cli(['--url', server.url, '--api-key', key, ...args]);
+      let res = await run('admin-key-0123456789', 'schedules');
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/^NAME\s+TASK\s+WHEN\s+ENABLED\s+NEXT RUN/);
+      expect(res.stdout).toMatch(/hourly\s+ping\s+every 1h\s+yes\s+\d{4}-\d\d-\d\d \d\d:00:00/);
+
+      res = await run('admin-key-0123456789', 'schedules', 'disable', 'hourly');
+      expect(res.code).toBe(0);
+      expect(res.stdout.trim()).toBe('Schedule hourly disabled');
+      expect((await server.yard.schedules.get('hourly')).enabled).toBe(false);
+      res = await run('admin-key-0123456789', '--json', 'schedules', 'enable', 'hourly');
+      expect(JSON.parse(res.stdout)).toMatchObject({ name: 'hourly', enabled: true });
+
+      res = await run('operator-key-0123456789', 'schedules', 'disable', 'hourly');
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/needs the admin role/);
+      res = await run('admin-key-0123456789', 'schedules', 'enable', 'nope');
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/Schedule nope not found \(HTTP 404\)/);
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
 });
 
 // ---- three processes, one ledger ---------------------------------------------------------------
