@@ -23,3 +23,7 @@ export { HybridEngine, type HybridEngineOptions, type RedisFallback } from './en
 export type { Engine, EngineInfo, WorkerInfo } from './engines/types.js';
 export { Taskyard, createTaskyard } from './taskyard.js';
 export type { TaskyardOptions, SubmitOptions, SubmitRequest, Hooks, CancelOptions, Stats } from './taskyard.js';
+export type { ScheduleDefinition } from './schedules/definition.js';
+export type { CatchUp } from './schedules/catch-up.js';
+export type { ScheduleView, ScheduleUpdate } from './schedules/schedules.js';
+export type { SchedulerOptions } from './maintenance/scheduler.js';

@@ -4,7 +4,10 @@
  * (CRUD, validation, roles, tenant scope, OpenAPI); and three real server processes sharing one
  * ledger, SQLite and PostgreSQL, firing a 1-second schedule once per tick.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -14,7 +17,7 @@ import { Scheduler } from '../src/maintenance/scheduler.js';
 import { CATCH_UP_LIMIT, planTicks } from '../src/schedules/catch-up.js';
 import { nextTicks, parseTiming, ticksBetween } from '../src/schedules/timing.js';
 import type { Taskyard } from '../src/taskyard.js';
-import { ensureBuilt } from './built.js';
+import { ensureBuilt, ROOT } from './built.js';
 import { eventually, http, silentLogger, startServer, startYard, tempDir } from './helpers.js';
 import { freshPostgresDatabase } from './postgres-db.js';
 import { allTasks, newDataDir, removeDataDirs, startDemoServer, stopChildren, type Server } from './processes.js';
@@ -435,6 +438,51 @@ describe('taskyard schedules', () => {
       await server.close();
     }
   }, 180_000);
+});
+
+/** A port nothing listens on: bind to 0, read it, close. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+describe('taskyard serve --tasks with a schedules export', () => {
+  it('stores the module\'s schedules as code schedules and fires them', async () => {
+    await ensureBuilt();
+    // Inside the repository, so `import 'taskyard'` resolves to this package's built exports.
+    mkdirSync(join(ROOT, '.tmp'), { recursive: true });
+    const work = mkdtempSync(join(ROOT, '.tmp', 'schedules-serve-'));
+    writeFileSync(
+      join(work, 'tasks.mjs'),
+      `import { z } from 'zod';
+import { defineTask } from 'taskyard';
+export const beat = defineTask({ name: 'beat', params: z.object({ n: z.number() }), run: (p) => p });
+export const schedules = [{ name: 'beat-every-second', task: 'beat', params: { n: 1 }, every: '1s' }];
+`,
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, TASKYARD_LOG_LEVEL: 'silent' };
+    delete env.TASKYARD_API_KEYS;
+    delete env.DATABASE_URL;
+    const port = await freePort();
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/taskyard.js', import.meta.url)), 'serve', '--tasks', './tasks.mjs', '--port', String(port), '--data-dir', join(work, 'data')], { cwd: work, env });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const schedule = await eventually(async () => {
+        const res = await http(`${url}/api/schedules/beat-every-second`);
+        return res.status === 200 && res.body.last_run?.state === 'SUCCESS' && res.body;
+      }, 30_000, 200);
+      expect(schedule).toMatchObject({ source: 'code', task: 'beat', every: '1s' });
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 // ---- three processes, one ledger ---------------------------------------------------------------
