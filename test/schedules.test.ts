@@ -13,12 +13,15 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/core/definition.js';
 import type { ApiKey } from '../src/http/auth.js';
+import { PostgresStore } from '../src/store/postgres.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import type { ScheduleRow, TaskStore } from '../src/store/types.js';
 import { Scheduler } from '../src/maintenance/scheduler.js';
 import { CATCH_UP_LIMIT, planTicks } from '../src/schedules/catch-up.js';
 import { nextTicks, parseTiming, ticksBetween } from '../src/schedules/timing.js';
 import type { Taskyard } from '../src/taskyard.js';
 import { ensureBuilt, ROOT } from './built.js';
-import { eventually, http, silentLogger, startServer, startYard, tempDir } from './helpers.js';
+import { dropSchema, eventually, freshSchema, http, silentLogger, startServer, startYard, tempDir, TEST_DATABASE_URL } from './helpers.js';
 import { freshPostgresDatabase } from './postgres-db.js';
 import { allTasks, newDataDir, removeDataDirs, startDemoServer, stopChildren, type Server } from './processes.js';
 
@@ -91,6 +94,73 @@ describe('tick computation (fake clock)', () => {
     expect(ticks.at(-1)).toBe(at('2026-03-02T00:00:00Z'));
     expect(Math.abs(dropped - (86_400 - 100))).toBeLessThan(100); // estimated past the walk
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+// ---- the store contract, on both stores --------------------------------------------------------
+
+async function sqliteStore() {
+  const temp = tempDir();
+  const store = new SqliteStore({ filename: `${temp.dir}/ledger.db` });
+  const dispose = async () => {
+    await store.close();
+    await temp.cleanup();
+  };
+  return { store, dispose };
+}
+
+async function postgresStore() {
+  const schema = freshSchema();
+  const store = new PostgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+  const dispose = async () => {
+    await store.close();
+    await dropSchema(schema);
+  };
+  return { store, dispose };
+}
+
+const stores: Array<[string, () => Promise<{ store: TaskStore; dispose: () => Promise<void> }>]> = [
+  ['sqlite', sqliteStore],
+  ['postgres', postgresStore],
+];
+
+const row = (name: string, lastTick: number): ScheduleRow => ({
+  name, task: 'ping', params: { company_id: '73' }, tenantId: '73', cron: null, every: '1m', timezone: null, overlap: false,
+  catchUp: 'latest', enabled: true, source: 'api', createdAt: lastTick, updatedAt: lastTick, lastTick, lastTaskId: null,
+  lastRunAt: null, skipped: 0, lastSkipReason: null, lastSkipAt: null,
+});
+
+describe.each(stores)('%s store: schedules', (_kind, open) => {
+  it('inserts once per name, updates, moves past ticks by compare-and-set, deletes', async () => {
+    const { store, dispose } = await open();
+    try {
+      await store.migrate();
+      const t0 = at('2026-03-01T10:00:00Z');
+      expect(await store.insertSchedule(row('a', t0))).toBe(true);
+      expect(await store.insertSchedule(row('a', t0 + 1))).toBe(false);
+      expect(await store.insertSchedule(row('b', t0))).toBe(true);
+      expect(await store.schedule('a')).toEqual(row('a', t0));
+      expect((await store.schedules()).map((s) => s.name)).toEqual(['a', 'b']);
+
+      const changed = await store.updateSchedule('a', { updatedAt: t0 + 5, enabled: false, cron: '*/5 * * * *', every: null, params: { n: 1 } });
+      expect(changed).toMatchObject({ enabled: false, cron: '*/5 * * * *', every: null, params: { n: 1 }, updatedAt: t0 + 5, overlap: false });
+      expect(await store.updateSchedule('missing', { updatedAt: t0 })).toBeNull();
+
+      // Two schedulers handle the tick after t0: only the first moves the schedule.
+      const launched = { tick: t0 + MIN, at: t0 + MIN + 10, taskId: 'run-1', skipped: 2, skipReason: 'missed' };
+      expect(await store.advanceSchedule('b', t0, launched)).toBe(true);
+      expect(await store.advanceSchedule('b', t0, { ...launched, taskId: 'run-2' })).toBe(false);
+      expect(await store.schedule('b')).toMatchObject({ lastTick: t0 + MIN, lastTaskId: 'run-1', lastRunAt: t0 + MIN + 10, skipped: 2, lastSkipReason: 'missed', lastSkipAt: t0 + MIN + 10 });
+      // A skipped tick keeps the last run, and counts.
+      expect(await store.advanceSchedule('b', t0 + MIN, { tick: t0 + 2 * MIN, at: t0 + 2 * MIN, taskId: null, skipped: 1, skipReason: 'still running' })).toBe(true);
+      expect(await store.schedule('b')).toMatchObject({ lastTick: t0 + 2 * MIN, lastTaskId: 'run-1', lastRunAt: t0 + MIN + 10, skipped: 3, lastSkipReason: 'still running' });
+
+      expect(await store.deleteSchedule('a')).toBe(true);
+      expect(await store.deleteSchedule('a')).toBe(false);
+      expect(await store.schedule('a')).toBeNull();
+    } finally {
+      await dispose();
+    }
   });
 });
 
