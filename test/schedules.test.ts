@@ -584,6 +584,7 @@ async function firesOncePerTick(env: Record<string, string>): Promise<void> {
   expect(new Set(ticks).size).toBe(ticks.length);
   expect(ticks.at(-1)).toBe(lastTick);
   expect(ticks.every((t, i) => i === 0 || t - ticks[i - 1]! === 1000)).toBe(true);
+  expect(ticks[0]).toBe(Math.floor(Date.parse(created.body.created_at) / 1000) * 1000 + 1000);
   expect(ticks.length).toBe((lastTick - ticks[0]!) / 1000 + 1);
   const view = (await http(`${first.url}/api/schedules/heartbeat`)).body;
   expect(view.skipped).toBe(0);
