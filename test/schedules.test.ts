@@ -290,6 +290,20 @@ describe('scheduler on a real ledger', () => {
     expect(await scheduledRuns(yard, 'single')).toHaveLength(2);
   });
 
+  it('skips a tick whose key another launch took, and goes on with the next', async () => {
+    const { yard, close } = await startYard({ tasks: TASKS, scheduler: false, schedules: [{ name: 'squatted', task: 'ping', every: '1m' }] });
+    cleanups.push(close);
+    const firstTick = Math.floor((await yard.schedules.get('squatted')).lastTick / MIN) * MIN + MIN;
+    const key = `schedule:squatted:${new Date(firstTick).toISOString()}`;
+    await yard.launch([{ name: 'ping', params: { n: 99 }, idempotencyKey: key }]);
+    const scheduler = schedulerOf(yard);
+    await scheduler.runOnce(firstTick + 100);
+    expect(await scheduledRuns(yard, 'squatted')).toHaveLength(0);
+    expect((await yard.schedules.get('squatted')).lastSkipReason).toMatch(/could not launch: Idempotency key .* already used with different params/);
+    await scheduler.runOnce(firstTick + MIN + 100);
+    expect((await scheduledRuns(yard, 'squatted')).map((r) => r.meta!.scheduled_for)).toEqual(isoAll([firstTick + MIN]));
+  });
+
   it('fires on its own on the leader, with a real clock', async () => {
     const { yard, close } = await startYard({ tasks: TASKS, scheduler: { intervalMs: 100 }, schedules: [{ name: 'every-second', task: 'ping', every: '1s' }] });
     cleanups.push(close);

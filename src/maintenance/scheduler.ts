@@ -84,7 +84,6 @@ export class Scheduler implements MaintenanceService {
         skipReason = `previous run ${live.id} was still ${live.state}`;
       } else {
         const run = await this.launchTick(schedule, tick);
-        if (run === 'lost') return launched;
         if (typeof run === 'string') {
           skipped += 1;
           skipReason = run;
@@ -104,11 +103,12 @@ export class Scheduler implements MaintenanceService {
   }
 
   /**
-   * Launches one tick's run. Returns it; 'lost' when the tick's key is taken by a different
-   * launch (the schedule changed under another scheduler); or why the tick cannot run (the task
-   * is not defined here, or its params no longer pass), which is recorded as a skip.
+   * Launches one tick's run. Returns it, or why the tick cannot run, recorded as a skip: the task
+   * is not defined here, its params no longer pass, or the tick's key names another launch (a
+   * launch made by hand with that key, or the schedule changed under another scheduler). A
+   * skip, not a retry, so nothing can hold a schedule on one tick.
    */
-  private async launchTick(schedule: ScheduleRow, tick: number): Promise<TaskRecord | 'lost' | string> {
+  private async launchTick(schedule: ScheduleRow, tick: number): Promise<TaskRecord | string> {
     const at = new Date(tick).toISOString();
     try {
       return await this.launch({
@@ -118,9 +118,7 @@ export class Scheduler implements MaintenanceService {
         meta: { scheduled_by: schedule.name, scheduled_for: at },
       });
     } catch (error) {
-      if (!(error instanceof TaskyardError)) throw error;
-      if (error.code === 'conflict') return 'lost';
-      if (error.code === 'backend_unavailable') throw error;
+      if (!(error instanceof TaskyardError) || error.code === 'backend_unavailable') throw error;
       this.logger.warn({ err: error, schedule: schedule.name }, 'scheduled run could not be launched');
       return `could not launch: ${error.message}`;
     }

@@ -40,7 +40,7 @@ const nameParamsSchema = { type: 'object', properties: { name: { type: 'string' 
 type Body = Partial<z.output<typeof updateBody>>;
 
 /** The API's snake_case fields as a definition (catch_up -> catchUp). */
-const definitionOf = ({ catch_up, ...rest }: Body) => ({ ...rest, catchUp: catch_up });
+const fromApi = ({ catch_up, ...rest }: Body) => ({ ...rest, catchUp: catch_up });
 
 function scheduleJson(s: ScheduleView) {
   return {
@@ -83,7 +83,7 @@ export function scheduleRoutes(app: FastifyInstance, yard: Taskyard): void {
     { config: admin, schema: { tags, summary: 'Create a schedule (cron or every)', body: jsonSchemaOf(createBody) } },
     async (request, reply) => {
       const { name, ...body } = parseInput(createBody, request.body, 'body');
-      const schedule = await yard.schedules.create({ name, ...definitionOf(body), task: body.task }, scopeOf(request));
+      const schedule = await yard.schedules.create({ name, ...fromApi(body), task: body.task }, scopeOf(request));
       return reply.status(201).send(scheduleJson(schedule));
     },
   );
@@ -99,7 +99,7 @@ export function scheduleRoutes(app: FastifyInstance, yard: Taskyard): void {
     async (request) => {
       const { name } = parseInput(nameParams, request.params, 'query');
       const body = parseInput(updateBody, request.body, 'body');
-      return scheduleJson(await yard.schedules.update(name, definitionOf(body), scopeOf(request)));
+      return scheduleJson(await yard.schedules.update(name, fromApi(body), scopeOf(request)));
     },
   );
 
