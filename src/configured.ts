@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import type { Config } from './config.js';
 import type { AnyTaskDefinition } from './core/definition.js';
 import type { CategoryRule } from './core/registry.js';
+import type { ScheduleDefinition } from './schedules/definition.js';
 import { serverEngine, startsEngine, workerEngine } from './engines/select.js';
 import type { Logger } from './engines/types.js';
 import { createStore } from './store/index.js';
@@ -15,6 +16,8 @@ export interface ConfiguredYardOptions {
   categoryRules?: readonly CategoryRule[];
   /** An API server (its engine per TASKYARD_ENGINE) or a BullMQ worker process. */
   role: 'server' | 'worker';
+  /** Schedules defined in code (a tasks module's `schedules` export). */
+  schedules?: readonly ScheduleDefinition[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -33,6 +36,7 @@ export async function createConfiguredYard(config: Config, options: ConfiguredYa
     tasks: webhooks ? [...options.tasks, webhookTask] : options.tasks,
     categoryRules: options.categoryRules,
     tasksModule: options.tasksModule,
+    schedules: options.schedules,
     store: createStore(config.databaseUrl, { poolSize: config.pgPoolSize }),
     engine: worker ? workerEngine(config) : serverEngine(config),
     execute: worker || startsEngine(config),

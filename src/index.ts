@@ -29,3 +29,7 @@ export type { Retention, RetentionByState, RetentionPolicy } from './maintenance
 export type { StatusSyncOptions, StatusSyncReport } from './maintenance/status-sync.js';
 export type { OrphanCleanerOptions, OrphanReport } from './maintenance/orphans.js';
 export type { PruneRule, FinishedState } from './store/types.js';
+export type { ScheduleDefinition } from './schedules/definition.js';
+export type { CatchUp } from './schedules/catch-up.js';
+export type { ScheduleView, ScheduleUpdate } from './schedules/schedules.js';
+export type { SchedulerOptions } from './maintenance/scheduler.js';

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AnyTaskDefinition } from './core/definition.js';
+import type { ScheduleDefinition } from './schedules/definition.js';
 
 /** What defineTask returns, recognised by shape (a module may export other things too). */
 export function isTaskDefinition(value: unknown): value is AnyTaskDefinition {
@@ -23,6 +24,14 @@ export function definitionsIn(namespace: Record<string, unknown>): AnyTaskDefini
     }
   }
   return [...found];
+}
+
+/** The module's `schedules` export, if it has one: schedules defined in code (checked at start). */
+export function schedulesIn(namespace: Record<string, unknown>): ScheduleDefinition[] | undefined {
+  const value = namespace.schedules;
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new Error('its schedules export must be an array of schedule definitions');
+  return value as ScheduleDefinition[];
 }
 
 /** TypeScript sources need a loader; JavaScript never does. */

@@ -19,8 +19,11 @@ import { maintenanceDuties, type MaintenanceOptions } from './maintenance/duties
 import type { PrunerOptions } from './maintenance/pruner.js';
 import { Rescuer } from './maintenance/rescuer.js';
 import { maintenanceDefinition, RoundRecorder } from './maintenance/rounds.js';
+import { Scheduler, type SchedulerOptions } from './maintenance/scheduler.js';
 import { MaintenanceRunner } from './maintenance/runner.js';
 import { EventFeed } from './notifier/feed.js';
+import type { ScheduleDefinition } from './schedules/definition.js';
+import { Schedules } from './schedules/schedules.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { LedgerStats, ListFilter, TaskPage, TaskStore, TenantScope } from './store/types.js';
 
@@ -108,6 +111,10 @@ export interface TaskyardOptions {
   limits?: Partial<RecordLimits>;
   /** How processes sharing one ledger watch each other (see DEFAULT_PEERS). */
   peers?: Partial<PeerOptions>;
+  /** Schedules defined in code, stored at start (see README, "Schedules"). */
+  schedules?: readonly ScheduleDefinition[];
+  /** The leader's scheduler; `false` fires no schedule from this process. */
+  scheduler?: SchedulerOptions | false;
 }
 
 export interface PeerOptions {
@@ -157,6 +164,8 @@ export class Taskyard {
   private readonly maintenance: MaintenanceRunner;
   private readonly consumers = new Map<DurableConsumer, Leadership>();
   private consumersWoken = false;
+  /** Schedules in the ledger: list, create, change, remove (fired by the leader's scheduler). */
+  readonly schedules: Schedules;
 
   constructor(options: TaskyardOptions) {
     this.options = options;
@@ -190,11 +199,18 @@ export class Taskyard {
     if (recorder) for (const duty of duties.filter((d) => d.recorded)) this.registry.register(maintenanceDefinition(duty));
     // ----
     this.maintenance = new MaintenanceRunner(
-      [this.heartbeat, rescuer, ...duties, ...(this.engine.services?.({ store: this.store, logger: this.logger }) ?? [])],
+      [
+        this.heartbeat,
+        rescuer,
+        ...duties,
+        ...(options.scheduler === false ? [] : [new Scheduler(this.store, (r) => this.launchScheduled(r), this.logger, options.scheduler)]),
+        ...(this.engine.services?.({ store: this.store, logger: this.logger }) ?? []),
+      ],
       this.leadership,
       this.logger,
       recorder,
     );
+    this.schedules = new Schedules(this.store, this.registry);
     this.feed = new EventFeed(this.store, (events) => this.deliver(events), this.logger, { pollMs: this.peers.feedPollMs });
     this.store.onCommit = (events) => this.committed(events);
   }
@@ -202,6 +218,7 @@ export class Taskyard {
   /** Opens the ledger (running migrations) and starts the engine. */
   async start(): Promise<this> {
     await this.store.migrate();
+    if (this.options.schedules) await this.schedules.syncCode(this.options.schedules);
     await this.feed.start();
     // The first heartbeat (and leadership claim) before anything runs: the rescuer then knows at
     // once which runs are ours and which belong to a process that is gone.
@@ -345,6 +362,12 @@ export class Taskyard {
   async submit(name: string, params?: unknown, options: SubmitOptions = {}): Promise<string> {
     const [record] = await this.launch([{ ...options, name, params }], '*', { internal: true });
     return record!.id;
+  }
+
+  /** A schedule's tick: one run, made once per idempotency key. */
+  private async launchScheduled(request: SubmitRequest & { idempotencyKey: string }): Promise<TaskRecord> {
+    const [record] = await this.launch([request], '*', { internal: true });
+    return record!;
   }
 
   async submitMany(requests: SubmitRequest[]): Promise<string[]> {

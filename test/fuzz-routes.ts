@@ -15,6 +15,9 @@ export const fuzzRoutes: string[] = [
   '/api/tasks/{task_id}/timeline',
   '/api/tasks/statistics',
   '/api/tasks/types',
+  // Schedules.
+  '/api/schedules',
+  '/api/schedules/{name}',
   // Seed task-system-migration-guide triggers.
   '/api/tasks/rating/recalculate',
   '/api/tasks/impressions/sync',

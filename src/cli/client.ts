@@ -123,6 +123,21 @@ export interface ListQuery {
   cursor?: string;
 }
 
+/** A schedule as GET /api/schedules shows it (the fields the CLI uses). */
+export interface ScheduleJson {
+  name: string;
+  task: string;
+  cron: string | null;
+  every: string | null;
+  timezone: string | null;
+  enabled: boolean;
+  source: 'code' | 'api';
+  next_runs: string[];
+  last_run: { task_id: string; at: string | null; state: string | null } | null;
+  skipped: number;
+  [key: string]: unknown;
+}
+
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Node's fetch hides the socket error in `cause` (sometimes nested in an AggregateError). */
@@ -233,6 +248,14 @@ export class TaskyardClient {
 
   types(): Promise<TypesResponse> {
     return this.request('GET', '/api/tasks/types');
+  }
+
+  schedules(): Promise<{ schedules: ScheduleJson[]; count: number }> {
+    return this.request('GET', '/api/schedules');
+  }
+
+  setScheduleEnabled(name: string, enabled: boolean): Promise<ScheduleJson> {
+    return this.request('PATCH', `/api/schedules/${encodeURIComponent(name)}`, { enabled });
   }
 }
 

@@ -1,5 +1,5 @@
 /** Output formatting for the CLI: tables, durations, progress bars and summaries. Pure functions. */
-import type { ParameterInfo, StatsResponse, TaskJson, TimelineEvent, TypesResponse } from './client.js';
+import type { ParameterInfo, ScheduleJson, StatsResponse, TaskJson, TimelineEvent, TypesResponse } from './client.js';
 
 export const TERMINAL_STATES = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
 
@@ -78,6 +78,21 @@ export function taskTable(tasks: TaskJson[], style: Style): string {
     formatDuration(t.duration_seconds),
   ]);
   return table(headers, rows, (column, cell, raw) => (column === 2 ? cell.replace(raw, paintState(style, raw)) : cell));
+}
+
+/** Schedules, one per row: when they fire, whether they are on, the next run and how the last went. */
+export function scheduleTable(schedules: ScheduleJson[], style: Style): string {
+  const headers = ['NAME', 'TASK', 'WHEN', 'ENABLED', 'NEXT RUN', 'LAST RUN', 'SKIPPED'];
+  const rows = schedules.map((s) => [
+    truncate(s.name, 40),
+    truncate(s.task, 40),
+    s.cron !== null ? `${s.cron}${s.timezone && s.timezone !== 'UTC' ? ` (${s.timezone})` : ''}` : `every ${s.every}`,
+    s.enabled ? 'yes' : 'no',
+    s.next_runs[0] ? formatTime(s.next_runs[0]) : '-',
+    s.last_run ? `${formatTime(s.last_run.at)} ${s.last_run.state ?? 'pruned'}` : '-',
+    String(s.skipped),
+  ]);
+  return table(headers, rows, (column, cell, raw) => (column === 5 ? cell.replace(/[A-Z]+$/, (state) => paintState(style, state)) : cell));
 }
 
 /** `[########------------]  40% STARTED  compras 202401` */

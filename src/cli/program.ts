@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CliError, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, TaskyardClient, type ParameterInfo, type TaskJson } from './client.js';
-import { json, paint, progressLine, statsSummary, taskSummary, taskTable, TERMINAL_STATES, timelineLine, typesSummary, type Style } from './format.js';
+import { json, paint, progressLine, scheduleTable, statsSummary, taskSummary, taskTable, TERMINAL_STATES, timelineLine, typesSummary, type Style } from './format.js';
 import { buildParams } from './params.js';
 import type { ServeCommandOptions } from './serve.js';
 import type { WorkerCommandOptions } from './worker.js';
@@ -324,6 +324,28 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const types = await ctx.client.types();
       ctx.out(ctx.json ? json(types) : typesSummary(types, ctx.outStyle));
     });
+
+  const schedules = program.command('schedules').description('List schedules with their next run; enable or disable one (admin)');
+  schedules
+    .command('list', { isDefault: true })
+    .description('List schedules: when each fires, its next run and its last run')
+    .action(async (_options: unknown, command: Command) => {
+      const ctx = contextOf(command);
+      const { schedules: list } = await ctx.client.schedules();
+      if (ctx.json) ctx.out(json(list));
+      else ctx.out(list.length === 0 ? 'No schedules.' : scheduleTable(list, ctx.outStyle));
+    });
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    schedules
+      .command(verb)
+      .description(`${verb === 'enable' ? 'Enable' : 'Disable'} a schedule (admin; code schedules too)`)
+      .argument('<name>')
+      .action(async (name: string, _options: unknown, command: Command) => {
+        const ctx = contextOf(command);
+        const schedule = await ctx.client.setScheduleEnabled(name, enabled);
+        ctx.out(ctx.json ? json(schedule) : `Schedule ${schedule.name} ${verb}d${enabled && schedule.next_runs[0] ? `; next run ${schedule.next_runs[0]}` : ''}`);
+      });
+  }
 
   return program;
 }

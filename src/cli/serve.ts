@@ -12,7 +12,8 @@ import { loadConfig } from '../config.js';
 import { createConfiguredYard } from '../configured.js';
 import { serve, type RunningServer } from '../server.js';
 import { describeDatabaseUrl } from '../store/index.js';
-import { loadTasksModule, tasksModuleUrl } from '../tasks-module.js';
+import type { ScheduleDefinition } from '../schedules/definition.js';
+import { loadTasksModule, schedulesIn, tasksModuleUrl } from '../tasks-module.js';
 import { CliError } from './client.js';
 
 export interface ServeCommandOptions {
@@ -24,7 +25,7 @@ export interface ServeCommandOptions {
 }
 
 export async function serveTasks(options: ServeCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
-  const { url, tasks } = await loadUserTasks(options.tasks);
+  const { url, tasks, schedules } = await loadUserTasks(options.tasks);
 
   // Configuration and start-up problems (bad PORT, unreachable ledger, duplicate names) are the
   // user's to fix: one line, no stack.
@@ -35,7 +36,7 @@ export async function serveTasks(options: ServeCommandOptions, env: NodeJS.Proce
       ...(options.host !== undefined && { HOST: options.host }),
       ...(options.dataDir !== undefined && { TASKYARD_DATA_DIR: options.dataDir, DATABASE_URL: '' }),
     });
-    const { yard, logger } = await createConfiguredYard(config, { tasks, tasksModule: url, role: 'server', env });
+    const { yard, logger } = await createConfiguredYard(config, { tasks, tasksModule: url, role: 'server', env, schedules });
     return { config, logger, yard };
   });
   logger.info(`Ledger: ${describeDatabaseUrl(config.databaseUrl)}; engine: ${config.engine}; ${tasks.length} task type(s) from ${options.tasks}: ${tasks.map((t) => t.name).join(', ')}`);
@@ -48,19 +49,21 @@ export async function serveTasks(options: ServeCommandOptions, env: NodeJS.Proce
 }
 
 /** The user's tasks module: its URL and definitions, or a one-line usage error. */
-export async function loadUserTasks(path: string): Promise<{ url: string; tasks: AnyTaskDefinition[] }> {
+export async function loadUserTasks(path: string): Promise<{ url: string; tasks: AnyTaskDefinition[]; schedules?: ScheduleDefinition[] }> {
   const url = tasksModuleUrl(path);
   if (url.startsWith('file:') && !existsSync(fileURLToPath(url))) throw new CliError(`--tasks: no such file ${fileURLToPath(url)}`);
   let tasks;
+  let schedules;
   try {
     tasks = await loadTasksModule(url);
+    schedules = schedulesIn(await import(url)); // already loaded: the same module
   } catch (error) {
     throw new CliError(`--tasks: cannot load ${path}: ${(error as Error).message}`);
   }
   if (tasks.length === 0) {
     throw new CliError(`--tasks: ${path} exports no task definitions (export defineTask(...) results, or a default array of them)`);
   }
-  return { url, tasks };
+  return { url, tasks, schedules };
 }
 
 export async function asUsageError<T>(fn: () => Promise<T>): Promise<T> {

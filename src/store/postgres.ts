@@ -12,12 +12,16 @@ import { inScope, json, mayApply, rowToEvent, rowToRecord, type EventRow, type R
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
+import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
   EventQuery,
   LedgerStats,
   ListFilter,
   PruneRule,
+  ScheduleAdvance,
+  ScheduleChange,
+  ScheduleRow,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -882,6 +886,36 @@ export class PostgresStore implements TaskStore {
     );
   }
 
+  // ---- schedules: small, rare writes, each one autocommitted statement ----------------------------
+
+  async schedules(): Promise<ScheduleRow[]> {
+    return (await this.query<Record<string, unknown>>(SCHEDULE_SQL.list)).map(rowToSchedule);
+  }
+
+  async schedule(name: string): Promise<ScheduleRow | null> {
+    const [row] = await this.query<Record<string, unknown>>(numbered(SCHEDULE_SQL.get), [name]);
+    return row ? rowToSchedule(row) : null;
+  }
+
+  async insertSchedule(row: ScheduleRow): Promise<boolean> {
+    return (await this.query(`${numbered(SCHEDULE_SQL.insert)} RETURNING name`, scheduleValues(row))).length === 1;
+  }
+
+  async updateSchedule(name: string, change: ScheduleChange): Promise<ScheduleRow | null> {
+    const { text, values } = scheduleUpdate(name, change);
+    const [row] = await this.query<Record<string, unknown>>(`${numbered(text)} RETURNING *`, values, false);
+    return row ? rowToSchedule(row) : null;
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return (await this.query(`${numbered(SCHEDULE_SQL.delete)} RETURNING name`, [name])).length === 1;
+  }
+
+  async advanceSchedule(name: string, fromTick: number, advance: ScheduleAdvance): Promise<boolean> {
+    const rows = await this.query(`${numbered(SCHEDULE_SQL.advance)} RETURNING name`, scheduleAdvanceValues(name, fromTick, advance));
+    return rows.length === 1;
+  }
+
   async findStarted(worker?: string): Promise<TaskRecord[]> {
     const rows = await this.query<Row>(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED' AND ($1::text IS NULL OR worker = $1)`, [worker ?? null]);
     return rows.map(rowToRecord);
@@ -970,4 +1004,10 @@ const PRUNE = `WITH gone AS (
   SELECT name, category, state, tenant_id FROM gone`;
 
 /** $1 the task, $2 after this seq, $3 at most this many. */
+/** `?` placeholders as PostgreSQL's `$1, $2, ...` (for statements shared with the SQLite store). */
+function numbered(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
 const TASK_EVENTS = `SELECT * FROM taskyard_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`;

@@ -10,12 +10,16 @@ import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-fil
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
+import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
   EventQuery,
   LedgerStats,
   ListFilter,
   PruneRule,
+  ScheduleAdvance,
+  ScheduleChange,
+  ScheduleRow,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -672,6 +676,38 @@ export class SqliteStore implements TaskStore {
       this.cached(`INSERT INTO taskyard_cursors (name, seq, updated_at) VALUES (?, ?, ?)
         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(name, seq, Date.now());
     });
+  }
+
+  // ---- schedules ---------------------------------------------------------------------------
+
+  async schedules(): Promise<ScheduleRow[]> {
+    return (this.cached(SCHEDULE_SQL.list).all() as Array<Record<string, unknown>>).map(rowToSchedule);
+  }
+
+  async schedule(name: string): Promise<ScheduleRow | null> {
+    const row = this.cached(SCHEDULE_SQL.get).get(name) as Record<string, unknown> | undefined;
+    return row ? rowToSchedule(row) : null;
+  }
+
+  insertSchedule(row: ScheduleRow): Promise<boolean> {
+    return this.write(() => this.cached(SCHEDULE_SQL.insert).run(...scheduleValues(row)).changes === 1);
+  }
+
+  updateSchedule(name: string, change: ScheduleChange): Promise<ScheduleRow | null> {
+    const { text, values } = scheduleUpdate(name, change);
+    return this.write(() => {
+      this.cached(text).run(...values);
+      const row = this.cached(SCHEDULE_SQL.get).get(name) as Record<string, unknown> | undefined;
+      return row ? rowToSchedule(row) : null;
+    });
+  }
+
+  deleteSchedule(name: string): Promise<boolean> {
+    return this.write(() => this.cached(SCHEDULE_SQL.delete).run(name).changes === 1);
+  }
+
+  advanceSchedule(name: string, fromTick: number, advance: ScheduleAdvance): Promise<boolean> {
+    return this.write(() => this.cached(SCHEDULE_SQL.advance).run(...scheduleAdvanceValues(name, fromTick, advance)).changes === 1);
   }
 
   async findStarted(worker?: string): Promise<TaskRecord[]> {

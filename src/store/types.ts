@@ -102,6 +102,48 @@ export interface PruneRule {
   exceptNames?: readonly string[];
 }
 
+/** A schedule (see src/schedules): what it launches, when, and where it has got to. */
+export interface ScheduleRow {
+  name: string;
+  task: string;
+  params: unknown;
+  /** The tenant of the runs it launches (from the params), for tenant-scoped reads. */
+  tenantId: string | null;
+  cron: string | null;
+  /** An interval as written (`'2m'`, `'90000ms'`); exactly one of cron and every is set. */
+  every: string | null;
+  timezone: string | null;
+  overlap: boolean;
+  catchUp: 'latest' | 'none' | 'all';
+  enabled: boolean;
+  /** `code`: from createTaskyard's options, upserted at start; `api`: made through the API. */
+  source: 'code' | 'api';
+  createdAt: number;
+  updatedAt: number;
+  /** Every tick at or before this time has been handled (launched or skipped). */
+  lastTick: number;
+  lastTaskId: string | null;
+  lastRunAt: number | null;
+  /** Ticks skipped so far (missed while down, or while the previous run was live), and why the last one was. */
+  skipped: number;
+  lastSkipReason: string | null;
+  lastSkipAt: number | null;
+}
+
+/** Definition fields a schedule update may set. */
+export type ScheduleChange = Partial<
+  Pick<ScheduleRow, 'task' | 'params' | 'tenantId' | 'cron' | 'every' | 'timezone' | 'overlap' | 'catchUp' | 'enabled' | 'source' | 'lastTick'>
+> & { updatedAt: number };
+
+/** A schedule moving past one tick: the run it launched, or the ticks it skipped on the way. */
+export interface ScheduleAdvance {
+  tick: number;
+  at: number;
+  taskId: string | null;
+  skipped: number;
+  skipReason: string | null;
+}
+
 export interface TaskStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Receives every committed event, in sequence order, once; the runtime fans them out. */
@@ -157,5 +199,19 @@ export interface TaskStore {
    * Returns how many. The pruner calls it batch after batch, one rule of its policy at a time.
    */
   prune(rule: PruneRule, limit: number): Promise<number>;
+  // ---- schedules ----
+  /** Every schedule, by name. */
+  schedules(): Promise<ScheduleRow[]>;
+  schedule(name: string): Promise<ScheduleRow | null>;
+  /** Adds a schedule; false when the name is taken. */
+  insertSchedule(row: ScheduleRow): Promise<boolean>;
+  /** Changes a schedule; the row as changed, or null when there is none of that name. */
+  updateSchedule(name: string, change: ScheduleChange): Promise<ScheduleRow | null>;
+  deleteSchedule(name: string): Promise<boolean>;
+  /**
+   * Moves a schedule past a tick if its last tick is still `fromTick` (a compare-and-set, so two
+   * schedulers cannot both handle a tick). Returns whether it moved.
+   */
+  advanceSchedule(name: string, fromTick: number, advance: ScheduleAdvance): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { NO_TENANT } from './common.js';
+import { schedulesMigration } from './schedules.js';
 
 /**
  * The PostgreSQL ledger's migrations. It starts at the schema the SQLite ledger reached with its
@@ -150,4 +151,5 @@ export const postgresMigrations: Record<string, Migration> = {
       await db.schema.createIndex('taskyard_events_task').on('taskyard_events').columns(['task_id', 'seq']).execute();
     },
   },
+  '0006_schedules': schedulesMigration,
 };

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { NO_TENANT } from './common.js';
+import { schedulesMigration } from './schedules.js';
 
 /**
  * The SQLite ledger's migrations, written with Kysely's schema builder and run by its Migrator.
@@ -174,4 +175,5 @@ export const sqliteMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_schedules': schedulesMigration,
 };
