@@ -387,3 +387,36 @@ describe('selecting the store', () => {
     expect(loadConfig({ TASKYARD_DATA_DIR: temp.dir }).databaseUrl).toBe(`sqlite:${join(temp.dir, 'taskyard.db')}`);
   });
 });
+
+describe('PostgreSQL migrations beside other schemas', () => {
+  it('migrate while other schemas of the database are created and dropped', async () => {
+    // Another application (or another test) churning schemas in the same database.
+    const churn = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await churn.connect();
+    let churning = true;
+    const churner = (async () => {
+      for (let i = 0; churning; i++) {
+        const other = `ty_churn_${process.pid}_${i}`;
+        await churn.query(`CREATE SCHEMA ${other}; CREATE TABLE ${other}.t (id serial primary key, a text, b text)`);
+        await churn.query(`DROP SCHEMA ${other} CASCADE`);
+      }
+    })();
+    const schemas = Array.from({ length: 12 }, () => freshSchema());
+    try {
+      for (const schema of schemas) {
+        const store = new PostgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+        try {
+          await store.migrate();
+          expect(await store.lastSeq()).toBe(0);
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      churning = false;
+      await churner;
+      await churn.end();
+      for (const schema of schemas) await dropSchema(schema);
+    }
+  }, 60_000);
+});

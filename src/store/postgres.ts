@@ -7,6 +7,7 @@ import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskState } from '../core/states.js';
 import { NO_TENANT } from './migrations/common.js';
+import { LedgerSchemaDialect } from './migrations/postgres-dialect.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { inScope, json, mayApply, rowToEvent, rowToRecord, type EventRow, type Row } from './codec.js';
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
@@ -316,7 +317,8 @@ export class PostgresStore implements TaskStore {
       if (!schema) throw new Error('The search_path of the PostgreSQL connection names no existing schema');
       const provider: MigrationProvider = { getMigrations: async () => postgresMigrations };
       const migrator = new Migrator({
-        db: this.kysely,
+        // Shares the pool; never destroyed, so the pool's life stays the store's.
+        db: new Kysely({ dialect: new LedgerSchemaDialect({ pool: this.pool }, schema) }),
         provider,
         migrationTableSchema: schema,
         migrationTableName: 'taskyard_migrations',
