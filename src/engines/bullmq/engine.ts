@@ -129,6 +129,13 @@ export class BullMQEngine implements Engine, Dispatcher {
     return this.connecting;
   }
 
+  /** Redis answers PING on the connection launches use. */
+  async ping(): Promise<void> {
+    const producer = this.connections?.producer;
+    if (!producer || producer.status !== 'ready') throw new Error(`Redis is unavailable (${describeRedisUrl(this.redisUrl)})`);
+    await producer.ping();
+  }
+
   /** New runs are refused (503) while Redis is away, rather than written and left waiting. */
   engineFor(_definition: AnyTaskDefinition): string {
     if (this.connections && !this.available) throw backendUnavailable(`Redis is unavailable (${describeRedisUrl(this.redisUrl)})`);
@@ -150,7 +157,7 @@ export class BullMQEngine implements Engine, Dispatcher {
     try {
       await this.dispatch(records);
     } catch (error) {
-      this.ctx?.logger.warn({ err: error, count: records.length }, 'hand-off to Redis failed; the sweeper will dispatch these runs');
+      this.ctx?.logger.warn({ err: error, count: records.length, task_ids: records.slice(0, 10).map((r) => r.id) }, 'hand-off to Redis failed; the sweeper will dispatch these runs');
     }
   }
 
@@ -178,7 +185,7 @@ export class BullMQEngine implements Engine, Dispatcher {
       await this.connect();
       await this.queue!.remove(jobIdOf(record));
     } catch (error) {
-      this.ctx?.logger.warn({ err: error, taskId: record.id }, 'could not remove the job from Redis; the worker will drop it');
+      this.ctx?.logger.warn({ err: error, task_id: record.id }, 'could not remove the job from Redis; the worker will drop it');
     }
   }
 
