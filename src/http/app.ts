@@ -54,7 +54,8 @@ export const scopeOf = (request: FastifyRequest): TenantScope => request.princip
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger === undefined ? false : (options.logger as never),
+    // Fastify 5 takes a logger instance (pino) apart from `logger: true | options`.
+    ...((typeof options.logger === 'object' ? { loggerInstance: options.logger } : { logger: options.logger ?? false }) as { logger?: boolean }),
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { coerceTypes: false } },
