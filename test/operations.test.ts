@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -271,6 +272,26 @@ describe('readiness', () => {
     // The app's logger is on: an ordinary request is logged.
     await app.inject({ url: '/api/tasks' });
     expect(lines.some((l) => (l.req as { url?: string } | undefined)?.url === '/api/tasks')).toBe(true);
+  });
+});
+
+describe('shutdown', () => {
+  it('a launch while a BullMQ API process drains stays in the ledger, without reopening Redis', async () => {
+    const queue = `tyq-${randomBytes(5).toString('hex')}`;
+    const redis = new Redis(REDIS_URL);
+    cleanups.push(async () => {
+      const keys = await redis.keys(`${queue}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    });
+    const { url, yard } = await startServer({ tasks, engine: new BullMQEngine({ redisUrl: REDIS_URL, queue, worker: false }) }).then((s) => (cleanups.push(s.close), s));
+    await yard.drain();
+    const launched = await http(`${url}/api/tasks`, { body: { task_type: 'ops.ok', params: {} } });
+    expect(launched.status).toBe(202);
+    expect((await http(`${url}/api/tasks/${launched.body.task_id}`)).body.state).toBe('PENDING');
+    // The sweeper of the next process to lead hands it to Redis.
+    // BullMQ's queue metadata is all there is: no job, no waiting list.
+    expect((await redis.keys(`${queue}:*`)).filter((key) => !key.endsWith(':meta'))).toEqual([]);
   });
 });
 

@@ -62,6 +62,7 @@ export class BullMQEngine implements Engine, Dispatcher {
   private workerName = '';
   private startedAt = Date.now();
   private stopping = false;
+  private stopped = false;
   /** Starts asked for in this event-loop turn, made with one store call (one commit). */
   private starts: Array<{ id: string; resolve: (record: TaskRecord | null) => void; reject: (error: unknown) => void }> = [];
   private startScheduled = false;
@@ -153,7 +154,8 @@ export class BullMQEngine implements Engine, Dispatcher {
    * logged, and the leader's sweeper dispatches them once Redis is back.
    */
   async enqueue(records: TaskRecord[]): Promise<void> {
-    if (records.length === 0) return;
+    // Stopped: no new connections to Redis; the runs wait in the ledger for a sweeper.
+    if (records.length === 0 || this.stopped) return;
     try {
       await this.dispatch(records);
     } catch (error) {
@@ -316,6 +318,7 @@ export class BullMQEngine implements Engine, Dispatcher {
     const giveBack = [...requeued, ...this.handBack.filter((r) => r.state === 'PENDING' || r.state === 'RETRY')];
     if (giveBack.length > 0) await this.enqueue(giveBack);
     await this.queue?.close().catch(() => {});
+    this.stopped = true;
     if (this.connections) closeConnections(this.connections);
     this.connections = null;
     this.connecting = null;
