@@ -260,18 +260,21 @@ export class Taskyard {
       if (logging) this.logLifecycle(event);
       const hookName = HOOK_OF[event.type];
       if (!hookName) continue;
-      const failed = (error: unknown) => this.logger.error({ err: error, hook: hookName, task_id: event.taskId, name: event.name }, 'hook failed');
       for (const hooks of this.hooks) {
         const hook = hooks[hookName];
         if (!hook) continue;
         try {
           const pending = hook(event);
-          if (pending instanceof Promise) pending.catch(failed);
+          if (pending instanceof Promise) pending.catch((error) => this.hookFailed(error, hookName, event));
         } catch (error) {
-          failed(error);
+          this.hookFailed(error, hookName, event);
         }
       }
     }
+  }
+
+  private hookFailed(error: unknown, hook: keyof Hooks, event: TaskEvent): void {
+    this.logger.error({ err: error, hook, task_id: event.taskId, name: event.name }, 'hook failed');
   }
 
   /** Every committed event of the ledger, from any process, once and in order. */
