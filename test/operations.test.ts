@@ -164,9 +164,16 @@ describe.each(Object.entries(deployments))('metrics on %s', (_label, deploy) => 
 describe('metrics while tasks run', () => {
   it('running gauges count runs in flight, here and in the ledger', async () => {
     const { url } = await startServer({ tasks }).then((s) => (cleanups.push(s.close), s));
-    for (let i = 0; i < 3; i++) await http(`${url}/api/tasks`, { body: { task_type: 'ops.ok', params: { ms: 1500 } } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await http(`${url}/api/tasks`, { body: { task_type: 'ops.ok', params: { ms: 1500 } } })).body.task_id);
     await eventually(async () => (await http(`${url}/api/tasks/statistics`)).body.by_state.STARTED === 3);
+    for (const id of ids) expect((await http(`${url}/api/tasks/${id}`)).status).toBe(200);
+    expect((await http(`${url}/no/such/route`)).status).toBe(404);
     const samples = await scrape(url);
+    // Latency by route pattern: one series for all ids, one for every unknown path.
+    expect(total(samples, 'taskyard_http_request_duration_seconds_count', { route: '/api/tasks/:task_id', method: 'GET', status_class: '2xx' })).toBe(3);
+    expect(total(samples, 'taskyard_http_request_duration_seconds_count', { route: 'unmatched', status_class: '4xx' })).toBe(1);
+    expect(samples.some((s) => ids.some((id) => Object.values(s.labels).some((v) => v.includes(id))))).toBe(false);
     expect(total(samples, 'taskyard_tasks_running')).toBe(3);
     expect(total(samples, 'taskyard_process_tasks_running')).toBe(3);
     expect(total(samples, 'taskyard_tasks', { state: 'STARTED', name: 'ops.ok', tenant_class: 'none' })).toBe(3);

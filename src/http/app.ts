@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TaskyardError } from '../core/errors.js';
 import type { RateLimit } from '../config.js';
 import type { Logger } from '../engines/types.js';
@@ -55,7 +55,7 @@ export const scopeOf = (request: FastifyRequest): TenantScope => request.princip
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     // Fastify 5 takes a logger instance (pino) apart from `logger: true | options`.
-    ...((typeof options.logger === 'object' ? { loggerInstance: options.logger } : { logger: options.logger ?? false }) as { logger?: boolean }),
+    ...(typeof options.logger === 'object' ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: options.logger ?? false }),
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { coerceTypes: false } },
