@@ -4,6 +4,7 @@
  * per-key rate limiting, role checks, and `task_id` on every log line about a task.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -18,6 +19,7 @@ import { PostgresStore } from '../src/store/postgres.js';
 import type { Taskyard } from '../src/taskyard.js';
 import { REDIS_URL, startCluster } from './bullmq-cluster.js';
 import { TEST_DATABASE_URL, dropSchema, eventually, freshSchema, http, startServer, startYard } from './helpers.js';
+import { createWebhookTask, installWebhooks } from '../src/webhooks/index.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -177,6 +179,29 @@ describe('metrics while tasks run', () => {
     expect(total(samples, 'taskyard_tasks_running')).toBe(3);
     expect(total(samples, 'taskyard_process_tasks_running')).toBe(3);
     expect(total(samples, 'taskyard_tasks', { state: 'STARTED', name: 'ops.ok', tenant_class: 'none' })).toBe(3);
+  });
+});
+
+describe('webhook metrics', () => {
+  it('count failed delivery attempts, and the deliveries that gave up', async () => {
+    // A receiver that is gone: a port that was free a moment ago.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const delivery = createWebhookTask({ retry: { attempts: 2, delay: 10, maxDelay: 10, jitter: 0 } });
+    const { url, yard } = await startServer({ tasks: [ok, delivery] }).then((s) => (cleanups.push(s.close), s));
+    cleanups.push(installWebhooks(yard, { secret: 'whsec_ops_0123456789abcdef', url: `http://127.0.0.1:${port}/hook`, events: ['succeeded'] }));
+    await http(`${url}/api/tasks`, { body: { task_type: 'ops.ok', params: {} } });
+    await http(`${url}/api/tasks`, { body: { task_type: 'ops.ok', params: {} } });
+    // Two deliveries, two attempts each: two failures that were retried, two that gave up.
+    const samples = await eventually(async () => {
+      const s = await scrape(url);
+      return total(s, 'taskyard_webhook_delivery_failures_total', { final: 'true' }) === 2 ? s : null;
+    }, 10_000, 50);
+    expect(total(samples, 'taskyard_webhook_delivery_failures_total', { final: 'false' })).toBe(2);
+    expect(total(samples, 'taskyard_task_retries_total', { name: 'taskyard.webhook' })).toBe(2);
+    expect(total(samples, 'taskyard_tasks', { name: 'taskyard.webhook', state: 'FAILURE' })).toBe(2);
   });
 });
 
