@@ -208,17 +208,21 @@ describe('webhook metrics', () => {
 const ADMIN: ApiKey = { key: 'ops-admin-key-0123456789', role: 'admin', tenants: '*' };
 const OPERATOR: ApiKey = { key: 'ops-operator-key-012345', role: 'operator', tenants: '*' };
 const VIEWER: ApiKey = { key: 'ops-viewer-key-01234567', role: 'viewer', tenants: ['73'] };
+const TENANT_ADMIN: ApiKey = { key: 'ops-tenant-admin-key-0123', role: 'admin', tenants: ['73'] };
 const bearer = (key: ApiKey) => ({ authorization: `Bearer ${key.key}` });
 
 describe('access', () => {
   it('metrics are for admin keys; probes need no key', async () => {
-    const { url } = await startServer({ tasks, apiKeys: [ADMIN, OPERATOR, VIEWER] }).then((s) => (cleanups.push(s.close), s));
+    const { url } = await startServer({ tasks, apiKeys: [ADMIN, OPERATOR, VIEWER, TENANT_ADMIN] }).then((s) => (cleanups.push(s.close), s));
     expect((await http(`${url}/metrics`)).status).toBe(401);
     expect((await http(`${url}/metrics`, { headers: bearer(VIEWER) })).status).toBe(403);
     const refused = await http(`${url}/metrics`, { headers: bearer(OPERATOR) });
     expect(refused.status).toBe(403);
     expect(refused.body.detail).toMatch(/needs the admin role/);
     expect((await http(`${url}/metrics`, { headers: bearer(ADMIN) })).status).toBe(200);
+    // Metrics count every tenant's runs: not for an admin of some tenants only.
+    const scoped = await http(`${url}/metrics`, { headers: bearer(TENANT_ADMIN) });
+    expect(scoped).toMatchObject({ status: 403, body: { detail: 'Metrics cover every tenant; this key is limited to some' } });
     expect(await http(`${url}/healthz`)).toMatchObject({ status: 200, body: { status: 'ok' } });
     expect(await http(`${url}/readyz`)).toMatchObject({ status: 200, body: { status: 'ready', checks: { store: 'ok' } } });
   });

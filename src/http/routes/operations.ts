@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Histogram, type Registry } from 'prom-client';
+import { TaskyardError } from '../../core/errors.js';
 import { readiness } from '../../observability/readiness.js';
 import type { TaskMetrics } from '../../observability/task-metrics.js';
 import type { Taskyard } from '../../taskyard.js';
@@ -23,7 +24,9 @@ export function operationRoutes(app: FastifyInstance, yard: Taskyard, metrics: T
   });
 
   if (!metrics) return;
-  app.get('/metrics', { ...QUIET, config: { role: 'admin', unlimited: true } }, async (_request, reply) => {
+  app.get('/metrics', { ...QUIET, config: { role: 'admin', unlimited: true } }, async (request, reply) => {
+    // The counts cover every tenant: a key limited to some tenants must not read the others'.
+    if (request.principal.tenants !== '*') throw new TaskyardError('forbidden', 'Metrics cover every tenant; this key is limited to some');
     const text = await metrics.text();
     return reply.type(metrics.contentType).send(text);
   });
