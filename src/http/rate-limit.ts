@@ -4,7 +4,7 @@ import type { RateLimit } from '../config.js';
 import type { Authenticator } from './auth.js';
 
 /** "600 requests per minute", "50 requests per 10 s". */
-function describe(limit: RateLimit): string {
+function describeLimit(limit: RateLimit): string {
   const unit = limit.windowMs === 60_000 ? 'minute' : limit.windowMs === 3_600_000 ? 'hour' : limit.windowMs === 1000 ? 'second' : `${limit.windowMs / 1000} s`;
   return `${limit.max} requests per ${unit}`;
 }
@@ -29,7 +29,7 @@ export async function installRateLimit(app: FastifyInstance, auth: Authenticator
     keyGenerator: keyOf,
     allowList: (request) => request.routeOptions.config?.unlimited === true,
     errorResponseBuilder: (_request, context) =>
-      Object.assign(new Error(`Rate limit exceeded: ${describe(limit)}; retry in ${context.after}`), { statusCode: context.statusCode }),
+      Object.assign(new Error(`Rate limit exceeded: ${describeLimit(limit)}; retry in ${context.after}`), { statusCode: context.statusCode }),
   });
   app.addHook('onRequest', app.rateLimit());
 }
