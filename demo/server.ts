@@ -27,6 +27,8 @@ try {
     apiKeys: config.apiKeys,
     bodyLimit: config.bodyLimit,
     sse: config.sse,
+    metrics: config.metrics,
+    rateLimit: config.rateLimit,
     plugins: demo.plugins,
     onClose: () => demo.close(),
   });

@@ -42,6 +42,15 @@ export interface Config {
   redisFallback: 'refuse' | 'local';
   /** How long a stop lets running tasks finish before putting them back in the queue. */
   shutdownGraceMs: number;
+  /** Whether `GET /metrics` is served (TASKYARD_METRICS). */
+  metrics: boolean;
+  /** Requests allowed per API key (or client IP without keys) per window; null: no limit (TASKYARD_RATE_LIMIT). */
+  rateLimit: RateLimit | null;
+}
+
+export interface RateLimit {
+  max: number;
+  windowMs: number;
 }
 
 export type EngineKind = 'local' | 'bullmq' | 'hybrid';
@@ -74,6 +83,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     ...engineOf(env),
     shutdownGraceMs: positiveInt(env, 'TASKYARD_SHUTDOWN_GRACE_MS', 10_000),
+    metrics: booleanOf(env, 'TASKYARD_METRICS', true),
+    rateLimit: parseRateLimit(env.TASKYARD_RATE_LIMIT),
   };
 }
 
@@ -98,6 +109,29 @@ function engineOf(env: NodeJS.ProcessEnv): Pick<Config, 'engine' | 'redisUrl' | 
     throw new Error(`TASKYARD_REDIS_FALLBACK must be refuse or local, got ${JSON.stringify(env.TASKYARD_REDIS_FALLBACK)}`);
   }
   return { engine, redisUrl, queue, heavyTasks: heavy?.length ? heavy : null, redisFallback };
+}
+
+const WINDOWS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000 };
+
+/**
+ * TASKYARD_RATE_LIMIT: `<requests>/<window>`, the window a unit (`second`, `minute`, `hour`) or a
+ * duration (`10s`, `5m`); `off` or unset: no limit.
+ */
+export function parseRateLimit(value: string | undefined): RateLimit | null {
+  const text = value?.trim().toLowerCase() ?? '';
+  if (text === '' || text === 'off') return null;
+  const match = /^(\d+)\s*\/\s*(\S+)$/.exec(text);
+  const max = match ? Number(match[1]) : NaN;
+  let windowMs = match ? WINDOWS[match[2]!.replace(/s$/, '')] : undefined;
+  if (match && windowMs === undefined) {
+    try {
+      windowMs = toMs(match[2]!);
+    } catch {}
+  }
+  if (!Number.isSafeInteger(max) || max < 1 || !windowMs) {
+    throw new Error(`TASKYARD_RATE_LIMIT must be <requests>/<window> (e.g. 600/minute, 50/10s) or off, got ${JSON.stringify(value)}`);
+  }
+  return { max, windowMs };
 }
 
 function booleanOf(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {

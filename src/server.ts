@@ -12,6 +12,8 @@ export interface ServeOptions {
   plugins?: AppOptions['plugins'];
   sse?: AppOptions['sse'];
   bodyLimit?: AppOptions['bodyLimit'];
+  metrics?: AppOptions['metrics'];
+  rateLimit?: AppOptions['rateLimit'];
   /** Runs after the server and the yard have closed (an app's own resources). */
   onClose?: () => Promise<void> | void;
   /** Close the server and the yard on SIGTERM/SIGINT (default true). */
@@ -54,7 +56,8 @@ function refusal(host: string, why: string): Error {
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const mode = await checkProtectedMode(options.host, options.apiKeys);
   const { yard } = options;
-  const app = await buildApp({ yard, apiKeys: options.apiKeys, plugins: options.plugins, sse: options.sse, bodyLimit: options.bodyLimit });
+  const { apiKeys, plugins, sse, bodyLimit, metrics, rateLimit } = options;
+  const app = await buildApp({ yard, apiKeys, plugins, sse, bodyLimit, metrics, rateLimit });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -66,8 +69,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   yard.logger.info(`Taskyard listening on ${url} (API docs: ${url}/docs, OpenAPI: ${url}/openapi.json)`);
 
   let closing: Promise<void> | null = null;
+  // Work stops first while the API still answers (readiness says 503, so traffic moves away), then
+  // the server closes, then the ledger.
   const close = () =>
     (closing ??= (async () => {
+      await yard.drain();
       await app.close();
       await yard.close();
       await options.onClose?.();

@@ -74,7 +74,7 @@ const HOOK_OF: Partial<Record<TaskEventType, keyof Hooks>> = {
   revoked: 'onRevoked',
 };
 
-/** The server log's line for each lifecycle event; progress and log lines stay in the timeline. */
+/** The server log's line for each lifecycle event; progress stays in the timeline. */
 const LIFECYCLE_LINES: Partial<Record<TaskEventType, string>> = {
   enqueued: 'task launched',
   started: 'task started',
@@ -154,6 +154,7 @@ export class Taskyard {
   private readonly hooks: Array<Partial<Hooks>> = [];
   private readonly options: TaskyardOptions;
   private closed = false;
+  private draining: Promise<void> | null = null;
   readonly limits: RecordLimits;
   readonly peers: PeerOptions;
   /** This process among the peers sharing the ledger; its id is the owner of the runs it claims. */
@@ -298,12 +299,16 @@ export class Taskyard {
         if (!hook) continue;
         try {
           const pending = hook(event);
-          if (pending instanceof Promise) pending.catch((error) => this.logger.error({ err: error, hook: hookName }, 'hook failed'));
+          if (pending instanceof Promise) pending.catch((error) => this.hookFailed(error, hookName, event));
         } catch (error) {
-          this.logger.error({ err: error, hook: hookName }, 'hook failed');
+          this.hookFailed(error, hookName, event);
         }
       }
     }
+  }
+
+  private hookFailed(error: unknown, hook: keyof Hooks, event: TaskEvent): void {
+    this.logger.error({ err: error, hook, task_id: event.taskId, name: event.name }, 'hook failed');
   }
 
   /** Every committed event of the ledger, from any process, once and in order. */
@@ -327,12 +332,21 @@ export class Taskyard {
     return logger.isLevelEnabled ? logger.isLevelEnabled('info') : true;
   }
 
-  /** One structured line per launch, start, outcome, retry and cancel (seed 004 logs these). */
+  /**
+   * One structured line per launch, start, outcome, retry and cancel (seed 004 logs these), and
+   * one per `ctx.log` line, each with the run's `task_id`.
+   */
   private logLifecycle(event: TaskEvent): void {
+    const data = event.data ?? {};
+    const task = { task_id: event.taskId, name: event.name, tenant: event.tenantId };
+    if (event.type === 'log') {
+      const { message, ...rest } = data;
+      this.logger.info(Object.keys(rest).length > 0 ? { ...task, data: rest } : task, String(message));
+      return;
+    }
     const line = LIFECYCLE_LINES[event.type];
     if (!line) return;
-    const data = event.data ?? {};
-    const fields: Record<string, unknown> = { task_id: event.taskId, name: event.name, tenant: event.tenantId, state: event.state };
+    const fields: Record<string, unknown> = { ...task, state: event.state };
     if (data.attempt !== undefined) fields.attempt = data.attempt;
     if (data.duration_ms !== undefined && data.duration_ms !== null) fields.duration_ms = data.duration_ms;
     if (data.error !== undefined) fields.error = data.error;
@@ -668,11 +682,27 @@ export class Taskyard {
     return fresh;
   }
 
+  /** True from the start of a shutdown: this process takes no new work (readiness says so). */
+  get isDraining(): boolean {
+    return this.draining !== null;
+  }
+
+  /**
+   * The first half of a graceful stop: maintenance stops, no more work is taken, running tasks get
+   * the grace period and the rest go back to the queue. The ledger stays open (reads and launches
+   * still work, for other processes to run) until `close()`.
+   */
+  drain(): Promise<void> {
+    return (this.draining ??= (async () => {
+      await this.maintenance.stop();
+      if (this.options.execute !== false) await this.engine.stop(this.options.shutdownGraceMs ?? 10_000);
+    })());
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.maintenance.stop();
-    if (this.options.execute !== false) await this.engine.stop(this.options.shutdownGraceMs ?? 10_000);
+    await this.drain();
     await this.feed.stop();
     await this.heartbeat.leave().catch((error) => this.logger.warn({ err: error }, 'could not remove the worker row'));
     await this.store.close();

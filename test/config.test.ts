@@ -97,6 +97,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TASKYARD_API_KEYS: keysJson(ADMIN, ADMIN) })).toThrow(/keys 0 and 1 are the same key/);
     expect(() => loadConfig({ TASKYARD_API_KEYS: keysJson({ ...ADMIN, key: ' '.repeat(32) }) })).toThrow(/must not be blank/);
   });
+
+  it('metrics are on unless TASKYARD_METRICS turns them off', () => {
+    expect(loadConfig({}).metrics).toBe(true);
+    expect(loadConfig({ TASKYARD_METRICS: 'off' }).metrics).toBe(false);
+    expect(loadConfig({ TASKYARD_METRICS: 'false' }).metrics).toBe(false);
+    expect(loadConfig({ TASKYARD_METRICS: 'on' }).metrics).toBe(true);
+    expect(() => loadConfig({ TASKYARD_METRICS: 'sometimes' })).toThrow(/TASKYARD_METRICS must be true or false/);
+  });
+
+  it('reads TASKYARD_RATE_LIMIT as requests per window; no limit by default or with off', () => {
+    expect(loadConfig({}).rateLimit).toBeNull();
+    expect(loadConfig({ TASKYARD_RATE_LIMIT: 'off' }).rateLimit).toBeNull();
+    expect(loadConfig({ TASKYARD_RATE_LIMIT: '600/minute' }).rateLimit).toEqual({ max: 600, windowMs: 60_000 });
+    expect(loadConfig({ TASKYARD_RATE_LIMIT: ' 20 / Second ' }).rateLimit).toEqual({ max: 20, windowMs: 1000 });
+    expect(loadConfig({ TASKYARD_RATE_LIMIT: '5000/hours' }).rateLimit).toEqual({ max: 5000, windowMs: 3_600_000 });
+    expect(loadConfig({ TASKYARD_RATE_LIMIT: '50/10s' }).rateLimit).toEqual({ max: 50, windowMs: 10_000 });
+    for (const bad of ['600', '0/minute', '-1/minute', '10/fortnight', '10/0s', 'lots/minute', '1.5/minute']) {
+      expect(() => loadConfig({ TASKYARD_RATE_LIMIT: bad }), bad).toThrow(/^TASKYARD_RATE_LIMIT must be <requests>\/<window> \(e\.g\. 600\/minute, 50\/10s\) or off, got/);
+    }
+  });
 });
 
 describe('maintenance settings', () => {

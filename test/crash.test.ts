@@ -1,6 +1,7 @@
 /**
  * Crash tests with real processes: the demo server (`node --import tsx demo/server.ts`) is
- * killed with SIGKILL mid-run, or stopped with SIGTERM, and restarted on the same data dir.
+ * killed with SIGKILL mid-run, or stopped with SIGTERM (not ready while it drains), and restarted
+ * on the same data dir.
  * Nothing may be lost, nothing finished may run again, and a cancel must survive.
  */
 import { join } from 'node:path';
@@ -147,6 +148,15 @@ describe('crash and restart', () => {
 
     const t0 = Date.now();
     first.child.kill('SIGTERM');
+    // While it drains, the API still answers: alive, but not ready, so a load balancer moves
+    // traffic away before the server closes.
+    const draining = await eventually(async () => {
+      const res = await http(`${first.url}/readyz`);
+      return res.status === 503 ? res : null;
+    }, 5000, 20);
+    expect(draining.body).toMatchObject({ status: 'draining', checks: { store: 'ok' } });
+    expect(draining.headers.get('retry-after')).toBe('5');
+    expect((await http(`${first.url}/healthz`)).body).toEqual({ status: 'ok' });
     const { code } = await first.exited;
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(15_000);

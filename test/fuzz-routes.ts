@@ -41,6 +41,10 @@ export const fuzzRoutes: string[] = [
   // Served by the app itself.
   '/openapi.json',
   '/health',
+  // Operations: probes and metrics.
+  '/healthz',
+  '/readyz',
+  '/metrics',
   // The dashboard: its page and who the caller is.
   '/',
   '/api/whoami',

@@ -3,7 +3,7 @@
  * connections terminated by the server (pg_terminate_backend), and a TCP proxy in front of the
  * server that is taken down and brought back under a running HTTP server.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -13,6 +13,7 @@ import { uuidv7 } from '../src/core/ids.js';
 import type { TaskRecord } from '../src/core/record.js';
 import { PostgresStore } from '../src/store/postgres.js';
 import { TEST_DATABASE_URL, dropSchema, eventually, freshSchema, http, startServer } from './helpers.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -40,44 +41,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Forwards a local port to PostgreSQL; `stop()` is the server going away, sockets and all. */
-class Proxy {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  async start(): Promise<void> {
-    const target = new URL(TEST_DATABASE_URL);
-    this.server = createServer((inbound) => {
-      const outbound = connect(Number(target.port || 5432), target.hostname);
-      for (const socket of [inbound, outbound]) {
-        this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => {});
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server?.close(resolve));
-    this.server = null;
-  }
-
-  get url(): string {
-    const url = new URL(TEST_DATABASE_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString();
-  }
-}
-
 describe('PostgreSQL unavailable', () => {
   it('under load: 503s while the database is gone for a few seconds, no crash, then every run converges to its true state', async () => {
-    const proxy = new Proxy();
+    const proxy = new TcpProxy(TEST_DATABASE_URL);
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const schema = freshSchema();
@@ -130,7 +96,7 @@ describe('PostgreSQL unavailable', () => {
   });
 
   it('a run that finishes while the database is gone is recorded once it returns, without a restart', async () => {
-    const proxy = new Proxy();
+    const proxy = new TcpProxy(TEST_DATABASE_URL);
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const schema = freshSchema();
@@ -221,7 +187,7 @@ describe('PostgreSQL unavailable', () => {
   });
 
   it('over HTTP: 503 with Retry-After while the database is gone, no crash, and back to work when it returns', async () => {
-    const proxy = new Proxy();
+    const proxy = new TcpProxy(TEST_DATABASE_URL);
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const schema = freshSchema();

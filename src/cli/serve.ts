@@ -41,7 +41,8 @@ export async function serveTasks(options: ServeCommandOptions, env: NodeJS.Proce
   });
   logger.info(`Ledger: ${describeDatabaseUrl(config.databaseUrl)}; engine: ${config.engine}; ${tasks.length} task type(s) from ${options.tasks}: ${tasks.map((t) => t.name).join(', ')}`);
   try {
-    return await serve({ yard, host: config.host, port: config.port, apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, sse: config.sse });
+    const { host, port, apiKeys, bodyLimit, sse, metrics, rateLimit } = config;
+    return await serve({ yard, host, port, apiKeys, bodyLimit, sse, metrics, rateLimit });
   } catch (error) {
     await yard.close();
     throw new CliError((error as Error).message);

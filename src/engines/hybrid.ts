@@ -94,6 +94,10 @@ export class HybridEngine implements Engine {
     this.remote.onEvents(events);
   }
 
+  ping(): Promise<void> {
+    return this.remote.ping();
+  }
+
   services(context: Pick<EngineContext, 'store' | 'logger'>): MaintenanceService[] {
     return this.remote.services(context);
   }

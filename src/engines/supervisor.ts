@@ -250,7 +250,7 @@ export class RunSupervisor {
         return;
       }
       if (change.event !== 'succeeded') {
-        this.ctx.logger.error({ err: error, taskId: change.id }, 'could not record the outcome');
+        this.ctx.logger.error({ err: error, task_id: change.id }, 'could not record the outcome');
         run.onRecorded?.(change, false);
         return;
       }
@@ -260,7 +260,7 @@ export class RunSupervisor {
       const applied = await this.ctx.store.apply([fallback]).then(
         ([event]) => event !== null,
         (err) => {
-          this.ctx.logger.error({ err, taskId: change.id }, 'could not record the outcome');
+          this.ctx.logger.error({ err, task_id: change.id }, 'could not record the outcome');
           return false;
         },
       );
@@ -275,7 +275,7 @@ export class RunSupervisor {
    */
   private recordWhenBack(run: Run, change: TaskChange, delayMs = 250): void {
     if (this.stopped) {
-      this.ctx.logger.warn({ taskId: change.id }, 'the ledger is unavailable at shutdown: the run will be rescued after its lease');
+      this.ctx.logger.warn({ task_id: change.id }, 'the ledger is unavailable at shutdown: the run will be rescued after its lease');
       run.onRecorded?.(change, false);
       return;
     }
@@ -287,7 +287,7 @@ export class RunSupervisor {
         (error) => {
           if (isBackendUnavailable(error)) this.recordWhenBack(run, change, Math.min(delayMs * 2, 5000));
           else {
-            this.ctx.logger.error({ err: error, taskId: change.id }, 'could not record the outcome');
+            this.ctx.logger.error({ err: error, task_id: change.id }, 'could not record the outcome');
             run.onRecorded?.(change, false);
           }
         },

@@ -87,6 +87,8 @@ export interface Engine {
    * run now, so the launch is refused before anything is written.
    */
   engineFor?(definition: AnyTaskDefinition): string;
+  /** Checks what the engine depends on beyond the ledger (Redis answers PING); rejects, saying what is down. */
+  ping?(): Promise<void>;
   /** Maintenance duties the engine needs, run by the runtime (e.g. the leader's dispatch sweeper). */
   services?(context: Pick<EngineContext, 'store' | 'logger'>): MaintenanceService[];
   /** The external broker holding this engine's jobs (BullMQ), for the status sync and orphan cleaner. */

@@ -1,18 +1,22 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TaskyardError } from '../core/errors.js';
+import type { RateLimit } from '../config.js';
 import type { Logger } from '../engines/types.js';
+import { TaskMetrics } from '../observability/task-metrics.js';
 import type { Taskyard } from '../taskyard.js';
 import type { TenantScope } from '../store/types.js';
 import { Authenticator, requireRole, type ApiKey, type Principal, type Role } from './auth.js';
 import { dashboardRoutes } from './dashboard.js';
 import { createErrorHandler } from './errors.js';
 import { parseJsonBody } from './json-body.js';
+import { installRateLimit } from './rate-limit.js';
 import { redocRoutes } from './redoc.js';
 import { eventRoutes, type EventRoutesOptions } from './routes/events.js';
 import { nativeRoutes } from './routes/native.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { instrumentRequests, operationRoutes } from './routes/operations.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +27,8 @@ declare module 'fastify' {
     role?: Role;
     /** Served without credentials (docs, health). */
     public?: boolean;
+    /** Not counted by the rate limit (health, metrics). */
+    unlimited?: boolean;
   }
 }
 
@@ -34,6 +40,10 @@ export interface AppOptions {
   sse?: EventRoutesOptions;
   /** Largest request body, in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** Serve `GET /metrics` (default true). */
+  metrics?: boolean;
+  /** Requests allowed per API key (or client IP) per window; absent or null: no limit. */
+  rateLimit?: RateLimit | null;
   /** More routers (the seeds' compatibility routers, app modules), registered after the native one. */
   plugins?: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -45,7 +55,8 @@ export const scopeOf = (request: FastifyRequest): TenantScope => request.princip
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger === undefined ? false : (options.logger as never),
+    // Fastify 5 takes a logger instance (pino) apart from `logger: true | options`.
+    ...(typeof options.logger === 'object' ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: options.logger ?? false }),
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { coerceTypes: false } },
@@ -73,6 +84,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('principal', null as unknown as Principal);
+  // Before authentication, so requests with wrong keys are counted too (per client IP).
+  if (options.rateLimit) await installRateLimit(app, auth, options.rateLimit);
+  const metrics = options.metrics === false ? null : new TaskMetrics(options.yard);
+  if (metrics) {
+    instrumentRequests(app, metrics.registry);
+    app.addHook('onClose', async () => metrics.close());
+  }
   // The request log: one line per request, at debug level, so it is there when asked for and
   // costs nothing otherwise (task lifecycle lines are the info-level log).
   const requestLog = options.yard.logger as { isLevelEnabled?: (level: string) => boolean; debug: (obj: unknown, msg?: string) => void };
@@ -107,8 +125,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
-  app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/health', { config: { public: true, unlimited: true }, schema: { hide: true }, logLevel: 'silent' }, async () => ({ status: 'ok' }));
   redocRoutes(app);
+  operationRoutes(app, options.yard, metrics);
 
   await app.register(async (scoped) => nativeRoutes(scoped, options.yard));
   await app.register(async (scoped) => scheduleRoutes(scoped, options.yard));

@@ -37,8 +37,10 @@ export class Rescuer implements MaintenanceService {
       // Only while the dead worker still owns it: never a run someone has since reclaimed.
       return { ...change, worker: record.worker ?? undefined };
     });
-    const applied = (await this.store.apply(changes)).filter((e) => e !== null).length;
-    if (applied > 0) this.logger.warn({ count: applied, workers: [...new Set(orphans.map((r) => r.worker))] }, 'rescued runs of a lost worker');
+    const events = await this.store.apply(changes);
+    const rescued = orphans.filter((_, i) => events[i] !== null).map((r) => r.id);
+    const applied = rescued.length;
+    if (applied > 0) this.logger.warn({ count: applied, task_ids: rescued.slice(0, 10), workers: [...new Set(orphans.map((r) => r.worker))] }, 'rescued runs of a lost worker');
     return applied;
   }
 }

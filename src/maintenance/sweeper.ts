@@ -76,7 +76,7 @@ export class Sweeper implements MaintenanceService {
     const missing = await this.dispatcher.missing(candidates);
     if (missing.length === 0) return { dispatched: 0, next };
     await this.dispatcher.dispatch(missing);
-    this.logger.warn({ count: missing.length, tasks: missing.slice(0, 10).map((r) => r.id) }, 'sweeper dispatched waiting runs the broker did not hold');
+    this.logger.warn({ count: missing.length, task_ids: missing.slice(0, 10).map((r) => r.id) }, 'sweeper dispatched waiting runs the broker did not hold');
     return { dispatched: missing.length, next };
   }
 }

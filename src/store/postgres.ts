@@ -750,8 +750,9 @@ export class PostgresStore implements TaskStore {
     const tenantFilter = '($1::text[] IS NULL OR tenant_id = ANY($1::text[]))';
     const [counts, recent, finished, waiting] = await Promise.all([
       this.query<CountRow>(
-        `SELECT name, category, state, sum(count) AS count FROM taskyard_counts WHERE ${tenantFilter} GROUP BY name, category, state`,
-        [tenants],
+        `SELECT name, category, state, tenant_id <> $2 AS tenanted, sum(count) AS count FROM taskyard_counts
+         WHERE ${tenantFilter} GROUP BY name, category, state, tenanted`,
+        [tenants, NO_TENANT],
       ),
       this.query<{ d: number }>(
         `SELECT finished_at - started_at AS d FROM taskyard_tasks

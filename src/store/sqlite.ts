@@ -594,8 +594,8 @@ export class SqliteStore implements TaskStore {
   async stats(scope: TenantScope, now: number): Promise<LedgerStats> {
     if (scope !== '*' && scope.length === 0) return emptyStats();
     const tenantSql = scope === '*' ? sql`1 = 1` : sql`tenant_id IN (${sql.join([...scope])})`;
-    const counts = await sql<CountRow>`SELECT name, category, state, sum(count) AS count FROM taskyard_counts
-      WHERE ${tenantSql} GROUP BY name, category, state`.execute(this.kysely);
+    const counts = await sql<CountRow>`SELECT name, category, state, tenant_id <> ${NO_TENANT} AS tenanted, sum(count) AS count
+      FROM taskyard_counts WHERE ${tenantSql} GROUP BY name, category, state, tenanted`.execute(this.kysely);
     const stats = foldCounts(counts.rows);
 
     const recent = await sql<{ d: number }>`SELECT finished_at - started_at AS d FROM taskyard_tasks

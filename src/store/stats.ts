@@ -6,6 +6,8 @@ export interface CountRow {
   category: string;
   state: TaskState;
   count: number | string;
+  /** Whether the rows counted have a tenant (SQLite answers 0/1, PostgreSQL a boolean). */
+  tenanted: boolean | number;
 }
 
 const zeroStates = (): Record<TaskState, number> =>
@@ -16,13 +18,14 @@ export function emptyStats(): LedgerStats {
     byState: zeroStates(),
     byCategory: {},
     byName: {},
+    byTenantClass: { tenant: {}, none: {} },
     durations: { p50: null, p95: null, samples: 0 },
     throughput: { lastMinute: 0, lastHour: 0, perSecond: 0 },
     queueDepth: { pending: 0, delayed: 0, retry: 0, byQueue: {} },
   };
 }
 
-/** Folds (name, category, state, count) rows into the three count views. Shared by all stores. */
+/** Folds (name, category, state, tenanted, count) rows into the count views. Shared by all stores. */
 export function foldCounts(rows: CountRow[]): LedgerStats {
   const stats = emptyStats();
   for (const row of rows) {
@@ -31,6 +34,7 @@ export function foldCounts(rows: CountRow[]): LedgerStats {
     stats.byState[row.state] += n;
     (stats.byCategory[row.category] ??= zeroStates())[row.state] += n;
     (stats.byName[row.name] ??= zeroStates())[row.state] += n;
+    (stats.byTenantClass[row.tenanted ? 'tenant' : 'none'][row.name] ??= zeroStates())[row.state] += n;
   }
   return stats;
 }

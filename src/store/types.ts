@@ -70,10 +70,15 @@ export interface ClaimOptions {
   engines?: string[];
 }
 
+/** Whether runs belong to a tenant: a label of bounded cardinality, unlike the tenant id. */
+export type TenantClass = 'tenant' | 'none';
+
 export interface LedgerStats {
   byState: Record<TaskState, number>;
   byCategory: Record<string, Record<TaskState, number>>;
   byName: Record<string, Record<TaskState, number>>;
+  /** The same counts by name, apart for runs that have a tenant and runs that have none. */
+  byTenantClass: Record<TenantClass, Record<string, Record<TaskState, number>>>;
   durations: { p50: number | null; p95: number | null; samples: number };
   /** Runs finished in the last minute and last hour. */
   throughput: { lastMinute: number; lastHour: number; perSecond: number };

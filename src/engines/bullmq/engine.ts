@@ -63,6 +63,7 @@ export class BullMQEngine implements Engine, Broker {
   private workerName = '';
   private startedAt = Date.now();
   private stopping = false;
+  private stopped = false;
   /** Starts asked for in this event-loop turn, made with one store call (one commit). */
   private starts: Array<{ id: string; resolve: (record: TaskRecord | null) => void; reject: (error: unknown) => void }> = [];
   private startScheduled = false;
@@ -130,6 +131,13 @@ export class BullMQEngine implements Engine, Broker {
     return this.connecting;
   }
 
+  /** Redis answers PING on the connection launches use. */
+  async ping(): Promise<void> {
+    const producer = this.connections?.producer;
+    if (!producer || producer.status !== 'ready') throw new Error(`Redis is unavailable (${describeRedisUrl(this.redisUrl)})`);
+    await producer.ping();
+  }
+
   /** New runs are refused (503) while Redis is away, rather than written and left waiting. */
   engineFor(_definition: AnyTaskDefinition): string {
     if (this.connections && !this.available) throw backendUnavailable(`Redis is unavailable (${describeRedisUrl(this.redisUrl)})`);
@@ -147,11 +155,12 @@ export class BullMQEngine implements Engine, Broker {
    * logged, and the leader's sweeper dispatches them once Redis is back.
    */
   async enqueue(records: TaskRecord[]): Promise<void> {
-    if (records.length === 0) return;
+    // Stopped: no new connections to Redis; the runs wait in the ledger for a sweeper.
+    if (records.length === 0 || this.stopped) return;
     try {
       await this.dispatch(records);
     } catch (error) {
-      this.ctx?.logger.warn({ err: error, count: records.length }, 'hand-off to Redis failed; the sweeper will dispatch these runs');
+      this.ctx?.logger.warn({ err: error, count: records.length, task_ids: records.slice(0, 10).map((r) => r.id) }, 'hand-off to Redis failed; the sweeper will dispatch these runs');
     }
   }
 
@@ -208,7 +217,7 @@ export class BullMQEngine implements Engine, Broker {
       await this.connect();
       await this.queue!.remove(jobIdOf(record));
     } catch (error) {
-      this.ctx?.logger.warn({ err: error, taskId: record.id }, 'could not remove the job from Redis; the worker will drop it');
+      this.ctx?.logger.warn({ err: error, task_id: record.id }, 'could not remove the job from Redis; the worker will drop it');
     }
   }
 
@@ -339,6 +348,7 @@ export class BullMQEngine implements Engine, Broker {
     const giveBack = [...requeued, ...this.handBack.filter((r) => r.state === 'PENDING' || r.state === 'RETRY')];
     if (giveBack.length > 0) await this.enqueue(giveBack);
     await this.queue?.close().catch(() => {});
+    this.stopped = true;
     if (this.connections) closeConnections(this.connections);
     this.connections = null;
     this.connecting = null;
