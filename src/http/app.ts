@@ -11,6 +11,7 @@ import { createErrorHandler } from './errors.js';
 import { parseJsonBody } from './json-body.js';
 import { redocRoutes } from './redoc.js';
 import { eventRoutes, type EventRoutesOptions } from './routes/events.js';
+import { controlRoutes } from './routes/control.js';
 import { nativeRoutes } from './routes/native.js';
 
 declare module 'fastify' {
@@ -110,6 +111,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   redocRoutes(app);
 
   await app.register(async (scoped) => nativeRoutes(scoped, options.yard));
+  await app.register(async (scoped) => controlRoutes(scoped, options.yard));
   await app.register(async (scoped) => eventRoutes(scoped, options.yard, options.sse));
   await app.register(async (scoped) => dashboardRoutes(scoped));
   for (const plugin of options.plugins ?? []) await app.register(async (scoped) => plugin(scoped));

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { NO_TENANT } from './common.js';
+import { controlMigration, NO_TENANT } from './common.js';
 
 /**
  * The PostgreSQL ledger's migrations. It starts at the schema the SQLite ledger reached with its
@@ -150,4 +150,6 @@ export const postgresMigrations: Record<string, Migration> = {
       await db.schema.createIndex('taskyard_events_task').on('taskyard_events').columns(['task_id', 'seq']).execute();
     },
   },
+  /** Queue control: see `controlMigration` (the same on both ledgers). */
+  '0007_control': controlMigration,
 };

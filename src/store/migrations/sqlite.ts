@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { NO_TENANT } from './common.js';
+import { controlMigration, NO_TENANT } from './common.js';
 
 /**
  * The SQLite ledger's migrations, written with Kysely's schema builder and run by its Migrator.
@@ -174,4 +174,6 @@ export const sqliteMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /** Queue control: see `controlMigration` (the same on both ledgers). */
+  '0007_control': controlMigration,
 };
