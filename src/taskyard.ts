@@ -772,13 +772,16 @@ export class Taskyard {
     await this.assertPausable(kind, name);
     const pause: Pause = { kind, name, pausedAt: Date.now(), pausedBy };
     await this.store.setPaused(pause, true);
+    await this.engine.pausesChanged?.();
     return (await this.store.pauses()).find((p) => p.kind === kind && p.name === name) ?? pause;
   }
 
   /** Ends a pause; returns whether there was one. */
   async resume(kind: PauseKind, name: string): Promise<boolean> {
     await this.assertPausable(kind, name);
-    return this.store.setPaused({ kind, name, pausedAt: Date.now(), pausedBy: null }, false);
+    const resumed = await this.store.setPaused({ kind, name, pausedAt: Date.now(), pausedBy: null }, false);
+    await this.engine.pausesChanged?.();
+    return resumed;
   }
 
   pauses(): Promise<Pause[]> {

@@ -292,6 +292,10 @@ export class BullMQEngine implements Engine, Dispatcher {
     });
   }
 
+  async pausesChanged(): Promise<void> {
+    await this.pauses?.refresh();
+  }
+
   onEvents(events: TaskEvent[]): void {
     this.supervisor?.onEvents(events);
   }

@@ -89,6 +89,10 @@ export class LocalEngine implements Engine {
 
   async forget(): Promise<void> {}
 
+  async pausesChanged(): Promise<void> {
+    await this.pauses?.refresh();
+  }
+
   /**
    * Runs one cycle at the end of this event-loop turn: the outcomes decided in the turn are
    * written with one apply, then free slots are claimed. Both calls are made in the same turn,
