@@ -15,7 +15,7 @@ export type { RetryPolicy } from './core/retry.js';
 export { SqliteStore } from './store/sqlite.js';
 export { PostgresStore, type PostgresStoreOptions } from './store/postgres.js';
 export { createStore } from './store/index.js';
-export type { TaskStore, TenantScope, ListFilter, LedgerStats } from './store/types.js';
+export type { TaskStore, TenantScope, ListFilter, LedgerStats, Pause, PauseKind } from './store/types.js';
 export { LocalEngine, type LocalEngineOptions } from './engines/local/engine.js';
 export { BullMQEngine, type BullMQEngineOptions } from './engines/bullmq/engine.js';
 export { createWorker, type WorkerOptions } from './engines/bullmq/worker.js';
@@ -23,3 +23,4 @@ export { HybridEngine, type HybridEngineOptions, type RedisFallback } from './en
 export type { Engine, EngineInfo, WorkerInfo } from './engines/types.js';
 export { Taskyard, createTaskyard } from './taskyard.js';
 export type { TaskyardOptions, SubmitOptions, SubmitRequest, Hooks, CancelOptions, Stats } from './taskyard.js';
+export type { Launched, LaunchOutcome, BulkFilter, BulkOptions, BulkReport, QueueInfo } from './taskyard.js';

@@ -6,7 +6,7 @@ import { EventBus, type TaskEvent, type TaskEventListener, type TaskEventType } 
 import { uuidv7 } from './core/ids.js';
 import type { TaskRecord } from './core/record.js';
 import { TaskRegistry, type CategoryRule } from './core/registry.js';
-import { isTerminal, type TaskState } from './core/states.js';
+import { isTerminal, LIVE_STATES, type TaskState } from './core/states.js';
 import { cancelRequestChange, DEFAULT_LIMITS, jsonBytes, revokedChange, type RecordLimits } from './engines/execution.js';
 import { attemptsOf, type Attempt } from './core/attempts.js';
 import { cacheKeyOf, canonicalJson, uniqueKeyOf } from './core/launch-keys.js';
@@ -727,7 +727,7 @@ export class Taskyard {
    * not waited for.
    */
   bulkCancel(filter: BulkFilter, options: BulkOptions & Omit<CancelOptions, 'waitMs'> = {}, scope: TenantScope = '*'): Promise<BulkReport> {
-    const states = bulkStates(filter.states, LIVE, 'cancel');
+    const states = bulkStates(filter.states, [...LIVE_STATES], 'cancel');
     return this.bulk({ ...filter, states }, options, scope, (id) => this.cancel(id, { hard: options.hard, reason: options.reason, waitMs: 0 }, scope));
   }
 
@@ -868,7 +868,6 @@ function repeatedLaunch(existing: TaskRecord, requested: TaskRecord, scope: Tena
 /** Runs a bulk action reads per page, and acts on at once. */
 const BULK_PAGE = 500;
 const BULK_PARALLEL = 16;
-const LIVE: TaskState[] = ['PENDING', 'STARTED', 'RETRY'];
 
 /** The states a bulk action looks at: those asked for, which must be ones it applies to, else all of those. */
 function bulkStates(asked: TaskState[] | undefined, allowed: TaskState[], action: string): TaskState[] {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { badRequest } from '../../core/errors.js';
+import { jsonSchemaOf } from '../../core/schema.js';
 import { TASK_STATES } from '../../core/states.js';
 import type { Pause, PauseKind } from '../../store/types.js';
 import type { BulkFilter, BulkReport, Taskyard } from '../../taskyard.js';
@@ -75,13 +76,13 @@ export function controlRoutes(app: FastifyInstance, yard: Taskyard): void {
   const tags = ['Queue control'];
   const admin = { role: 'admin' as const };
 
-  app.post('/api/tasks/bulk/cancel', { schema: { tags, summary: 'Cancel every live task matching a filter (dry_run counts them)' } }, async (request) => {
+  app.post('/api/tasks/bulk/cancel', { schema: { tags, summary: 'Cancel every live task matching a filter (dry_run counts them)', body: jsonSchemaOf(bulkCancelBody) } }, async (request) => {
     const body = parseInput(bulkCancelBody, request.body, 'body');
     const report = await yard.bulkCancel(filterOf(yard, body), { dryRun: body.dry_run, sampleSize: body.sample_size, hard: body.hard, reason: body.reason ?? null }, scopeOf(request));
     return reportJson(report, 'cancelled');
   });
 
-  app.post('/api/tasks/bulk/retry', { schema: { tags, summary: 'Retry every FAILURE or REVOKED task matching a filter (dry_run counts them)' } }, async (request) => {
+  app.post('/api/tasks/bulk/retry', { schema: { tags, summary: 'Retry every FAILURE or REVOKED task matching a filter (dry_run counts them)', body: jsonSchemaOf(bulkRetryBody) } }, async (request) => {
     const body = parseInput(bulkRetryBody, request.body, 'body');
     const report = await yard.bulkRetry(filterOf(yard, body), { dryRun: body.dry_run, sampleSize: body.sample_size }, scopeOf(request));
     return reportJson(report, 'retried');
@@ -108,7 +109,7 @@ export function controlRoutes(app: FastifyInstance, yard: Taskyard): void {
   pauseRoutes('/api/queues/:queue', 'queue', (params) => parseInput(queueParams, params, 'query').queue);
   pauseRoutes('/api/tasks/types/:name', 'task_type', (params) => parseInput(typeParams, params, 'query').name);
 
-  app.post('/api/queues/:queue/purge', { config: admin, schema: { tags, summary: "Revoke a queue's waiting (PENDING and RETRY) runs" } }, async (request) => {
+  app.post('/api/queues/:queue/purge', { config: admin, schema: { tags, summary: "Revoke a queue's waiting (PENDING and RETRY) runs", body: jsonSchemaOf(purgeBody) } }, async (request) => {
     const { queue } = parseInput(queueParams, request.params, 'query');
     const body = parseInput(purgeBody, request.body, 'body');
     return { queue, ...reportJson(await yard.purge(queue, body.reason ?? null, scopeOf(request)), 'revoked') };

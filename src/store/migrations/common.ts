@@ -9,7 +9,10 @@ import { sql, type Kysely, type Migration } from 'kysely';
 /** Tenant-less runs are counted (and keep their idempotency keys) under this key, since primary keys cannot hold NULL. */
 export const NO_TENANT = '';
 
-/** The states of a live run: the ones a `unique` definition allows one run in at a time. */
+/**
+ * The states of a live run, as migration 0007 wrote them into its partial index (kept here, not
+ * read from core, so the migration never changes); queries repeat them so the index is used.
+ */
 export const LIVE_STATES = ['PENDING', 'STARTED', 'RETRY'] as const;
 
 /**
