@@ -406,7 +406,7 @@ export class Taskyard {
       const earlier = slot === null ? null : (firstOfKey.get(slot) ?? (await this.runOfKey(record, now)));
       const launched: Launched = earlier
         ? { record: repeatedLaunch(earlier, record, scope), outcome: 'idempotent' }
-        : ((await this.reusableRun(record, now, scope)) ?? { record, outcome: 'created' });
+        : ((record.cacheKey || record.uniqueKey ? await this.reusableRun(record, now, scope) : null) ?? { record, outcome: 'created' });
       if (slot !== null && !earlier) firstOfKey.set(slot, launched.record);
       if (launched.outcome === 'created') fresh.push(record);
       out.push(launched);

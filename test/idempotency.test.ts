@@ -239,6 +239,31 @@ describe('unique runs and keys across two yards sharing one ledger', () => {
   });
 });
 
+describe('windows and caches on PostgreSQL', () => {
+  it('a key past its window is given up and taken by the new run; a cached SUCCESS answers within its TTL', async () => {
+    const db = await freshPostgresDatabase();
+    const { yard, close } = await startYard({ tasks, store: new PostgresStore({ connectionString: db.url, poolSize: 4 }) });
+    try {
+      const key = freshKey();
+      const [first] = await yard.launchEach([{ name: 'ctl.keyed', params: { company_id: '73' }, idempotencyKey: key }]);
+      expect((await yard.launchEach([{ name: 'ctl.keyed', params: { company_id: '73' }, idempotencyKey: key }]))[0]).toMatchObject({ outcome: 'idempotent', record: { id: first!.record.id } });
+      await sleep(450);
+      const [later] = await yard.launchEach([{ name: 'ctl.keyed', params: { company_id: '73' }, idempotencyKey: key }]);
+      expect(later!.outcome).toBe('created');
+      expect((await yard.get(first!.record.id)).idempotencyKey).toBeNull();
+      expect((await yard.get(later!.record.id)).idempotencyKey).toBe(key);
+
+      const [made] = await yard.launchEach([{ name: 'ctl.report', params: { company_id: '73', month: '2025-03' } }]);
+      await yard.waitFor(made!.record.id, 5000);
+      const [hit] = await yard.launchEach([{ name: 'ctl.report', params: { company_id: '73', month: '2025-03' } }]);
+      expect(hit).toMatchObject({ outcome: 'cached', record: { id: made!.record.id, state: 'SUCCESS' } });
+    } finally {
+      await close();
+      await db.drop();
+    }
+  });
+});
+
 describe('two server processes on one ledger', () => {
   afterEach(stopChildren);
   afterAll(removeDataDirs);
