@@ -16,12 +16,14 @@ const KEYS = {
   admin: 'admin-key-0123456789abcdef',
   operator: 'operator-key-0123456789abcdef',
   tenant73: 'tenant73-key-0123456789abcdef',
+  admin73: 'admin73-key-0123456789abcdef',
   viewer: 'viewer-key-0123456789abcdef',
 };
 const API_KEYS: ApiKey[] = [
   { key: KEYS.admin, role: 'admin', tenants: '*' },
   { key: KEYS.operator, role: 'operator', tenants: '*' },
   { key: KEYS.tenant73, role: 'operator', tenants: ['73'] },
+  { key: KEYS.admin73, role: 'admin', tenants: ['73'] },
   { key: KEYS.viewer, role: 'viewer', tenants: '*' },
 ];
 
@@ -55,6 +57,11 @@ describe('over HTTP', () => {
   it('pausing a task type holds its runs PENDING (they are launched); resuming runs them', async () => {
     expect((await post(KEYS.operator, '/api/tasks/types/ctl.quick/pause')).status).toBe(403);
     expect((await post(KEYS.viewer, '/api/tasks/types/ctl.quick/pause')).status).toBe(403);
+    // A pause holds every tenant's runs: an admin of some tenants may not set one.
+    const limited = await post(KEYS.admin73, '/api/tasks/types/ctl.quick/pause');
+    expect(limited.status).toBe(403);
+    expect(limited.body.detail).toMatch(/all tenants/);
+    expect((await post(KEYS.admin73, '/api/queues/reports/resume')).status).toBe(403);
     expect((await post(KEYS.admin, '/api/tasks/types/nope.nothing/pause')).status).toBe(404);
     const paused = await post(KEYS.admin, '/api/tasks/types/ctl.quick/pause');
     expect(paused.status).toBe(200);
@@ -107,9 +114,13 @@ describe('over HTTP', () => {
     expect((await post(KEYS.operator, '/api/queues/reports/purge')).status).toBe(403);
     expect((await post(KEYS.admin, '/api/queues/nowhere/purge')).status).toBe(404);
     expect((await post(KEYS.admin, '/api/queues/reports/purge', { reason: 'x'.repeat(1001) })).status).toBe(422);
+    // An admin of tenant 73 purges only tenant 73's runs.
+    const own = await post(KEYS.admin73, '/api/queues/reports/purge', { reason: 'bad batch' });
+    expect(own.body).toMatchObject({ queue: 'reports', matched: 1, revoked: 1, skipped: 0, sample_ids: [ids[0]] });
+    expect(await state(ids[1]!)).toBe('PENDING');
     const purged = await post(KEYS.admin, '/api/queues/reports/purge', { reason: 'bad batch' });
     expect(purged.status).toBe(200);
-    expect(purged.body).toMatchObject({ queue: 'reports', matched: 3, revoked: 3, skipped: 0 });
+    expect(purged.body).toMatchObject({ queue: 'reports', matched: 2, revoked: 2, skipped: 0 });
     for (const id of ids) {
       const record = await server.yard.get(id);
       expect(record).toMatchObject({ state: 'REVOKED', revokeReason: 'purged: bad batch' });

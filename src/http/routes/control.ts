@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { badRequest } from '../../core/errors.js';
+import { badRequest, TaskyardError } from '../../core/errors.js';
 import { jsonSchemaOf } from '../../core/schema.js';
 import { TASK_STATES } from '../../core/states.js';
 import type { Pause, PauseKind } from '../../store/types.js';
 import type { BulkFilter, BulkReport, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
+import type { Principal } from '../auth.js';
 import { iso } from '../serialize.js';
 import { parseInput, queryList, queryTime } from '../validation.js';
 import { assertKnownCategories } from './native.js';
@@ -64,6 +65,11 @@ function filterOf(yard: Taskyard, body: BulkBody): BulkFilter {
   return filter;
 }
 
+/** A pause holds every tenant's runs, so only a key for every tenant may set or lift one. */
+function requireEveryTenant(principal: Principal): void {
+  if (principal.tenants !== '*') throw new TaskyardError('forbidden', 'A pause holds every tenant\'s runs: it needs a key for all tenants ("tenants": "*")');
+}
+
 function reportJson(report: BulkReport, verb: 'cancelled' | 'retried' | 'revoked') {
   return { matched: report.matched, [verb]: report.acted, skipped: report.skipped, dry_run: report.dryRun, sample_ids: report.sample };
 }
@@ -97,10 +103,12 @@ export function controlRoutes(app: FastifyInstance, yard: Taskyard): void {
   });
 
   const pauseRoutes = (path: string, kind: PauseKind, nameOf: (params: unknown) => string) => {
-    app.post(`${path}/pause`, { config: admin, schema: { tags, summary: `Pause a ${kind === 'queue' ? 'queue' : 'task type'}: its runs are launched but none starts` } }, async (request) =>
-      pauseJson(await yard.pause(kind, nameOf(request.params), request.principal.keyId)),
-    );
+    app.post(`${path}/pause`, { config: admin, schema: { tags, summary: `Pause a ${kind === 'queue' ? 'queue' : 'task type'}: its runs are launched but none starts` } }, async (request) => {
+      requireEveryTenant(request.principal);
+      return pauseJson(await yard.pause(kind, nameOf(request.params), request.principal.keyId));
+    });
     app.post(`${path}/resume`, { config: admin, schema: { tags, summary: `Resume a paused ${kind === 'queue' ? 'queue' : 'task type'}` } }, async (request) => {
+      requireEveryTenant(request.principal);
       const name = nameOf(request.params);
       const resumed = await yard.resume(kind, name);
       return { kind, name, paused: false, resumed };
