@@ -37,10 +37,6 @@ export class PauseWatch {
     return this.names.size > 0 || this.queues.size > 0;
   }
 
-  holds(run: { name: string; queue: string }): boolean {
-    return this.names.has(run.name) || this.queues.has(run.queue);
-  }
-
   async refresh(): Promise<void> {
     let pauses: Pause[];
     try {

@@ -231,14 +231,14 @@ export class BullMQEngine implements Engine, Dispatcher {
     });
   }
 
-  /** Whether the job's run is of a paused task type or queue (the queue is read from the ledger only while one is paused). */
+  /** Whether the job's run is of a paused task type or queue. */
   private async paused(job: Job<JobData>): Promise<boolean> {
     const pauses = this.pauses;
     if (!pauses?.any) return false;
     if (pauses.names.has(job.name)) return true;
     if (pauses.queues.size === 0) return false;
-    const record = await this.ctx!.store.get(job.data.id, '*');
-    return record !== null && pauses.holds(record);
+    const queue = job.data.queue ?? (await this.ctx!.store.get(job.data.id, '*'))?.queue;
+    return queue !== undefined && pauses.queues.has(queue);
   }
 
   private async handBackRecord(id: string): Promise<TaskRecord> {
