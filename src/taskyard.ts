@@ -1,14 +1,15 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { AnyTaskDefinition } from './core/definition.js';
-import { conflict, taskNotFound, TaskyardError } from './core/errors.js';
+import { conflict, notFound, taskNotFound, TaskyardError } from './core/errors.js';
 import { EventBus, type TaskEvent, type TaskEventListener, type TaskEventType } from './core/events.js';
 import { uuidv7 } from './core/ids.js';
 import type { TaskRecord } from './core/record.js';
 import { TaskRegistry, type CategoryRule } from './core/registry.js';
-import { isTerminal } from './core/states.js';
+import { isTerminal, LIVE_STATES, type TaskState } from './core/states.js';
 import { cancelRequestChange, DEFAULT_LIMITS, jsonBytes, revokedChange, type RecordLimits } from './engines/execution.js';
 import { attemptsOf, type Attempt } from './core/attempts.js';
+import { cacheKeyOf, canonicalJson, uniqueKeyOf } from './core/launch-keys.js';
 import { LocalEngine } from './engines/local/engine.js';
 import type { Engine, EngineInfo, Logger, WorkerInfo } from './engines/types.js';
 import { DurableConsumer, type ConsumerHandler, type ConsumerOptions } from './maintenance/consumers.js';
@@ -25,7 +26,7 @@ import { EventFeed } from './notifier/feed.js';
 import type { ScheduleDefinition } from './schedules/definition.js';
 import { Schedules } from './schedules/schedules.js';
 import { SqliteStore } from './store/sqlite.js';
-import type { LedgerStats, ListFilter, TaskPage, TaskStore, TenantScope } from './store/types.js';
+import type { LedgerStats, ListFilter, Pause, PauseKind, TaskPage, TaskStore, TenantScope } from './store/types.js';
 
 export interface SubmitOptions {
   /** Run not before this time. */
@@ -39,6 +40,14 @@ export interface SubmitOptions {
    * creating another; the same key with another task or other params is a conflict.
    */
   idempotencyKey?: string;
+}
+
+/** How a launch was answered: a new run, or an earlier one (see `Taskyard.launchEach`). */
+export type LaunchOutcome = 'created' | 'idempotent' | 'deduplicated' | 'cached';
+
+export interface Launched {
+  record: TaskRecord;
+  outcome: LaunchOutcome;
 }
 
 export interface LaunchOptions {
@@ -139,6 +148,37 @@ export interface TimelinePage {
 export interface CancelOptions {
   hard?: boolean;
   reason?: string | null;
+  /** How long a soft cancel of a running run waits for it to stop before answering (default: softCancelWaitMs). */
+  waitMs?: number;
+}
+
+/** Which runs a bulk action touches: the list filter's fields, without paging or free text. */
+export type BulkFilter = Omit<ListFilter, 'limit' | 'cursor' | 'search'>;
+
+export interface BulkOptions {
+  /** Count (and sample) the matching runs without acting on them. */
+  dryRun?: boolean;
+  /** How many matching ids to report (default 20). */
+  sampleSize?: number;
+}
+
+export interface BulkReport {
+  matched: number;
+  /** Runs cancelled, retried or revoked. */
+  acted: number;
+  /** Matching runs the action did not apply to (finished meanwhile, refused, ...). */
+  skipped: number;
+  sample: string[];
+  dryRun: boolean;
+}
+
+export interface QueueInfo {
+  name: string;
+  paused: boolean;
+  /** Waiting runs (PENDING and RETRY, delayed or due) within the caller's tenants. */
+  waiting: number;
+  /** Definitions that run in this queue by default. */
+  taskTypes: string[];
 }
 
 export interface Stats extends LedgerStats {
@@ -398,40 +438,83 @@ export class Taskyard {
    * answers with the first run, and with anything else is a conflict (see `repeatedLaunch`).
    */
   async launch(requests: SubmitRequest[], scope: TenantScope = '*', options: LaunchOptions = {}): Promise<TaskRecord[]> {
+    return (await this.launchEach(requests, scope, options)).map((launched) => launched.record);
+  }
+
+  /**
+   * `launch`, saying for each request whether it made a new run (`created`) or was answered with
+   * an earlier one: the run of its idempotency key (`idempotent`), the live run of a `unique`
+   * definition (`deduplicated`), or a recent SUCCESS run of a `cache` definition (`cached`).
+   * The ledger's unique indexes settle races between processes: a launch that loses one is
+   * answered with the winner.
+   */
+  async launchEach(requests: SubmitRequest[], scope: TenantScope = '*', options: LaunchOptions = {}): Promise<Launched[]> {
     const now = Date.now();
     const records = requests.map((request) => this.buildRecord(request, now, scope, options.internal ?? false));
     const fresh: TaskRecord[] = [];
-    const out: TaskRecord[] = [];
+    const out: Launched[] = [];
     const firstOfKey = new Map<string, TaskRecord>(); // this batch's run for each (tenant, key)
     for (const record of records) {
       const key = record.idempotencyKey;
-      if (key !== null) {
-        const slot = JSON.stringify([record.tenantId, key]);
-        const earlier = firstOfKey.get(slot) ?? (await this.store.findByIdempotencyKey(record.tenantId, key));
-        if (earlier) {
-          out.push(repeatedLaunch(earlier, record, scope));
-          continue;
-        }
-        firstOfKey.set(slot, record);
-      }
-      fresh.push(record);
-      out.push(record);
+      const slot = key === null ? null : JSON.stringify([record.tenantId, key]);
+      const earlier = slot === null ? null : (firstOfKey.get(slot) ?? (await this.runOfKey(record, now)));
+      const launched: Launched = earlier
+        ? { record: repeatedLaunch(earlier, record, scope), outcome: 'idempotent' }
+        : ((record.cacheKey || record.uniqueKey ? await this.reusableRun(record, now, scope) : null) ?? { record, outcome: 'created' });
+      if (slot !== null && !earlier) firstOfKey.set(slot, launched.record);
+      if (launched.outcome === 'created') fresh.push(record);
+      out.push(launched);
     }
     if (fresh.length > 0) {
       const events = await this.store.insert(fresh);
       const written = new Set(events.map((e) => e.taskId));
       const lost = fresh.filter((r) => !written.has(r.id));
       await this.engine.enqueue(lost.length === 0 ? fresh : fresh.filter((r) => written.has(r.id)));
-      // A run not written lost an idempotency race to a concurrent launch: answer with the winner.
-      // (Only a race can make that a conflict after the rest of a batch was written.)
+      // A run not written lost a race to a concurrent launch: answer with the winner. (Only a race
+      // can make that a conflict after the rest of a batch was written.)
       for (let i = 0; lost.length > 0 && i < out.length; i++) {
-        const r = out[i]!;
-        if (!lost.includes(r)) continue;
-        const winner = await this.store.findByIdempotencyKey(r.tenantId, r.idempotencyKey!);
-        out[i] = winner ? repeatedLaunch(winner, r, scope) : r;
+        if (lost.includes(out[i]!.record)) out[i] = await this.winnerOver(out[i]!.record, scope);
       }
     }
     return out;
+  }
+
+  /**
+   * The run holding `record`'s idempotency key, if the key is still bound to it. Past its
+   * definition's window the key is released, so this launch may take it.
+   */
+  private async runOfKey(record: TaskRecord, now: number): Promise<TaskRecord | null> {
+    const earlier = await this.store.findByIdempotencyKey(record.tenantId, record.idempotencyKey!);
+    if (!earlier) return null;
+    const windowMs = (this.registry.has(earlier.name) ? this.registry.get(earlier.name) : this.registry.get(record.name)).idempotencyWindowMs;
+    if (windowMs === null || earlier.createdAt >= now - windowMs) return earlier;
+    await this.store.releaseIdempotencyKey(record.tenantId, record.idempotencyKey!, now - windowMs);
+    // Another launch may have released it and taken it meanwhile: then that run answers.
+    return this.store.findByIdempotencyKey(record.tenantId, record.idempotencyKey!);
+  }
+
+  /** A recent SUCCESS run of a `cache` definition, or the live run of a `unique` one, that answers this launch. */
+  private async reusableRun(record: TaskRecord, now: number, scope: TenantScope): Promise<Launched | null> {
+    const definition = this.registry.get(record.name);
+    if (record.cacheKey && definition.cache) {
+      const hit = await this.store.findCached(record.cacheKey, now - definition.cache.ttlMs);
+      if (hit && inScope(hit.tenantId, scope)) return { record: hit, outcome: 'cached' };
+    }
+    if (record.uniqueKey) {
+      const live = await this.store.findLive(record.uniqueKey);
+      if (live && inScope(live.tenantId, scope)) return { record: live, outcome: 'deduplicated' };
+    }
+    return null;
+  }
+
+  /** The run that took a key `record` lost at insert: its idempotency key's, else its unique key's. */
+  private async winnerOver(record: TaskRecord, scope: TenantScope): Promise<Launched> {
+    const byKey = record.idempotencyKey === null ? null : await this.store.findByIdempotencyKey(record.tenantId, record.idempotencyKey);
+    if (byKey) return { record: repeatedLaunch(byKey, record, scope), outcome: 'idempotent' };
+    const live = record.uniqueKey ? await this.store.findLive(record.uniqueKey) : null;
+    if (live && inScope(live.tenantId, scope)) return { record: live, outcome: 'deduplicated' };
+    // The run that won has already finished: rare, and the caller may simply launch again.
+    throw conflict(`A concurrent launch of ${record.name} took this launch's key and has already finished; launch again`);
   }
 
   private buildRecord(request: SubmitRequest, now: number, scope: TenantScope, internal: boolean): TaskRecord {
@@ -467,6 +550,8 @@ export class Taskyard {
       engine: this.engine.engineFor?.(definition) ?? this.engine.name,
       worker: null,
       idempotencyKey: request.idempotencyKey ?? null,
+      uniqueKey: uniqueKeyOf(definition, tenantId, params),
+      cacheKey: cacheKeyOf(definition, tenantId, params),
       runAt: runAtOf(request, now),
       cancelRequested: null,
       revokeReason: null,
@@ -601,7 +686,7 @@ export class Taskyard {
       record = await this.get(id);
       if (!requested && isTerminal(record.state)) throw finished(record);
     }
-    const waitMs = this.options.softCancelWaitMs ?? 2000;
+    const waitMs = options.waitMs ?? this.options.softCancelWaitMs ?? 2000;
     const stopped = hard ? null : this.waitForState(id, waitMs);
     const held = await this.engine.cancelRunning(record, { hard, reason });
     if (held) {
@@ -655,6 +740,8 @@ export class Taskyard {
     }
     const budget = this.registry.has(record.name) ? this.registry.get(record.name).retry.attempts : record.maxAttempts;
     const now = Date.now();
+    const live = record.uniqueKey ? await this.store.findLive(record.uniqueKey) : null;
+    if (live) throw conflict(`Task ${id} is unique and run ${live.id} with the same key is ${live.state}; it cannot be retried until that run ends`);
     const [event] = await this.store.apply([
       {
         id,
@@ -675,7 +762,11 @@ export class Taskyard {
         event: 'enqueued',
         data: { retry: true, previous_state: record.state, attempt: record.attempt },
       },
-    ]);
+    ]).catch((error: unknown) => {
+      // A unique run launched between the check above and this write holds the key.
+      if (isUniqueViolation(error)) throw conflict(`Task ${id} is unique and another run with the same key is live; it cannot be retried until that run ends`);
+      throw error;
+    });
     if (!event) throw conflict(`Task ${id} changed state; try again`);
     const fresh = await this.get(id);
     await this.engine.enqueue([fresh]);
@@ -697,6 +788,122 @@ export class Taskyard {
       await this.maintenance.stop();
       if (this.options.execute !== false) await this.engine.stop(this.options.shutdownGraceMs ?? 10_000);
     })());
+  }
+
+  // ---- batch operations and queue control -----------------------------------------------
+
+  /**
+   * Cancels every live run matching `filter` within `scope`, page by page, each through `cancel`
+   * (so a bulk cancel means exactly what a single one does). Running runs are asked to stop and
+   * not waited for.
+   */
+  bulkCancel(filter: BulkFilter, options: BulkOptions & Omit<CancelOptions, 'waitMs'> = {}, scope: TenantScope = '*'): Promise<BulkReport> {
+    const states = bulkStates(filter.states, [...LIVE_STATES], 'cancel');
+    return this.bulk({ ...filter, states }, options, scope, (id) => this.cancel(id, { hard: options.hard, reason: options.reason, waitMs: 0 }, scope));
+  }
+
+  /** Retries every FAILURE or REVOKED run matching `filter` within `scope`, each through `retry`. */
+  bulkRetry(filter: BulkFilter, options: BulkOptions = {}, scope: TenantScope = '*'): Promise<BulkReport> {
+    const states = bulkStates(filter.states, ['FAILURE', 'REVOKED'], 'retry');
+    return this.bulk({ ...filter, states }, options, scope, (id) => this.retry(id, scope));
+  }
+
+  /** Pages through the matches (never all in memory), acting on a few runs at a time; a refused run is skipped. */
+  private async bulk(filter: BulkFilter, options: BulkOptions, scope: TenantScope, act: (id: string) => Promise<unknown>): Promise<BulkReport> {
+    const report: BulkReport = { matched: 0, acted: 0, skipped: 0, sample: [], dryRun: options.dryRun ?? false };
+    const sampleSize = options.sampleSize ?? 20;
+    await this.eachPage(filter, scope, async (page) => {
+      report.matched += page.length;
+      for (const r of page) if (report.sample.length < sampleSize) report.sample.push(r.id);
+      if (report.dryRun) return;
+      for (let i = 0; i < page.length; i += BULK_PARALLEL) {
+        const outcomes = await Promise.allSettled(page.slice(i, i + BULK_PARALLEL).map((r) => act(r.id)));
+        for (const outcome of outcomes) {
+          if (outcome.status === 'fulfilled') report.acted++;
+          else if (outcome.reason instanceof TaskyardError && ['conflict', 'task_not_found'].includes(outcome.reason.code)) report.skipped++;
+          else throw outcome.reason;
+        }
+      }
+    });
+    return report;
+  }
+
+  /** Every run matching `filter`, a page at a time, newest first; ids page the list, so runs the action moves out of the filter shift nothing. */
+  private async eachPage(filter: BulkFilter, scope: TenantScope, visit: (page: TaskRecord[]) => Promise<void>): Promise<void> {
+    for (let cursor: string | undefined; ; ) {
+      const page = await this.store.list({ ...filter, limit: BULK_PAGE, cursor }, scope);
+      if (page.tasks.length > 0) await visit(page.tasks);
+      if (!page.nextCursor) return;
+      cursor = page.nextCursor;
+    }
+  }
+
+  /** Pauses a queue or task type for every process sharing the ledger: its runs are still launched, and none starts until it is resumed. */
+  async pause(kind: PauseKind, name: string, pausedBy: string | null = null): Promise<Pause> {
+    await this.assertPausable(kind, name);
+    const pause: Pause = { kind, name, pausedAt: Date.now(), pausedBy };
+    await this.store.setPaused(pause, true);
+    await this.engine.pausesChanged?.();
+    return (await this.store.pauses()).find((p) => p.kind === kind && p.name === name) ?? pause;
+  }
+
+  /** Ends a pause; returns whether there was one. */
+  async resume(kind: PauseKind, name: string): Promise<boolean> {
+    await this.assertPausable(kind, name);
+    const resumed = await this.store.setPaused({ kind, name, pausedAt: Date.now(), pausedBy: null }, false);
+    await this.engine.pausesChanged?.();
+    return resumed;
+  }
+
+  pauses(): Promise<Pause[]> {
+    return this.store.pauses();
+  }
+
+  /** Queues that definitions name, hold waiting runs or are paused, with their depth within `scope`. */
+  async queues(scope: TenantScope = '*'): Promise<QueueInfo[]> {
+    const [stats, pauses] = await Promise.all([this.store.stats(scope, Date.now()), this.store.pauses()]);
+    const paused = new Set(pauses.filter((p) => p.kind === 'queue').map((p) => p.name));
+    const byQueue = new Map<string, string[]>();
+    for (const d of this.registry.publicDefinitions()) byQueue.set(d.queue, [...(byQueue.get(d.queue) ?? []), d.name]);
+    const names = new Set([...byQueue.keys(), ...Object.keys(stats.queueDepth.byQueue), ...paused]);
+    return [...names].sort().map((name) => ({
+      name,
+      paused: paused.has(name),
+      waiting: stats.queueDepth.byQueue[name] ?? 0,
+      taskTypes: byQueue.get(name) ?? [],
+    }));
+  }
+
+  /**
+   * Revokes every waiting (PENDING or RETRY) run of `queue` within `scope`, page by page, with the
+   * reason in each run's timeline; their jobs leave the engine (Redis, on BullMQ).
+   */
+  async purge(queue: string, reason: string | null = null, scope: TenantScope = '*'): Promise<BulkReport> {
+    await this.assertPausable('queue', queue);
+    const why = reason ? `purged: ${reason}` : `queue ${queue} purged`;
+    const report: BulkReport = { matched: 0, acted: 0, skipped: 0, sample: [], dryRun: false };
+    await this.eachPage({ queues: [queue], states: ['PENDING', 'RETRY'] }, scope, async (page) => {
+      report.matched += page.length;
+      const events = await this.store.apply(page.map((r) => ({ ...revokedChange(r, why, false), from: ['PENDING', 'RETRY'] })));
+      const revoked = page.filter((_, i) => events[i]);
+      report.acted += revoked.length;
+      report.skipped += page.length - revoked.length;
+      for (const r of revoked) if (report.sample.length < 20) report.sample.push(r.id);
+      await Promise.all(revoked.map((r) => this.engine.forget(r)));
+    });
+    return report;
+  }
+
+  /** A queue is known when a definition names it or a run waits in it; a task type, when it is registered. */
+  private async assertPausable(kind: PauseKind, name: string): Promise<void> {
+    if (kind === 'task_type') {
+      if (!this.registry.has(name)) throw notFound(`Unknown task type: ${name}`);
+      return;
+    }
+    if (this.registry.all().some((d) => d.queue === name)) return;
+    if ((await this.store.pauses()).some((p) => p.kind === 'queue' && p.name === name)) return;
+    const waiting = await this.store.list({ queues: [name], states: ['PENDING', 'RETRY'], limit: 1 }, '*');
+    if (waiting.tasks.length === 0) throw notFound(`Unknown queue: ${name} (no task type runs in it and no run waits in it)`);
   }
 
   async close(): Promise<void> {
@@ -728,16 +935,27 @@ function repeatedLaunch(existing: TaskRecord, requested: TaskRecord, scope: Tena
   return existing;
 }
 
-const inScope = (tenantId: string | null, scope: TenantScope) => scope === '*' || (tenantId !== null && scope.includes(tenantId));
+/** Runs a bulk action reads per page, and acts on at once. */
+const BULK_PAGE = 500;
+const BULK_PARALLEL = 16;
 
-/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
+/** The states a bulk action looks at: those asked for, which must be ones it applies to, else all of those. */
+function bulkStates(asked: TaskState[] | undefined, allowed: TaskState[], action: string): TaskState[] {
+  const wrong = asked?.filter((s) => !allowed.includes(s)) ?? [];
+  if (wrong.length > 0) {
+    const message = `${action} applies to ${allowed.join(', ')} runs, not ${wrong.join(', ')}`;
+    throw new TaskyardError('invalid_params', `Invalid state: ${message}`, [{ field: 'state', message }]);
+  }
+  return asked?.length ? asked : allowed;
 }
+
+/** The ledger refused a write for a unique index (SQLite, PostgreSQL). */
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
+const inScope = (tenantId: string | null, scope: TenantScope) => scope === '*' || (tenantId !== null && scope.includes(tenantId));
 
 /** A worker as a caller limited to some tenants sees it: only their runs, active or counted. */
 function workerInScope(worker: WorkerInfo, scope: TenantScope): WorkerInfo {

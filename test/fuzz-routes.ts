@@ -18,6 +18,15 @@ export const fuzzRoutes: string[] = [
   // Schedules.
   '/api/schedules',
   '/api/schedules/{name}',
+  // Batch operations and queue control.
+  '/api/tasks/bulk/cancel',
+  '/api/tasks/bulk/retry',
+  '/api/tasks/types/{name}/pause',
+  '/api/tasks/types/{name}/resume',
+  '/api/queues',
+  '/api/queues/{queue}/pause',
+  '/api/queues/{queue}/resume',
+  '/api/queues/{queue}/purge',
   // Seed task-system-migration-guide triggers.
   '/api/tasks/rating/recalculate',
   '/api/tasks/impressions/sync',

@@ -153,8 +153,9 @@ describe('idempotency keys belong to a tenant', () => {
 
     // Key order and defaults do not make a launch different: params are compared as validated.
     const reordered = await launch(KEYS.tenant73, { task_type: 'sii.sync_documents', params: { months: 2, company_id: '73' }, idempotency_key: key });
-    expect(reordered.status).toBe(202);
-    expect(reordered.body.task_id).toBe(first.body.task_id);
+    // A repeat is answered with the first run: 200, not a new 202.
+    expect(reordered.status).toBe(200);
+    expect(reordered.body).toMatchObject({ task_id: first.body.task_id, deduplicated: true, launch_outcome: 'idempotent' });
     const defaulted = freshKey('d');
     const a = await launch(KEYS.tenant73, { task_type: 'sii.sync_documents', params: { company_id: '73' }, idempotency_key: defaulted });
     const b = await launch(KEYS.tenant73, { task_type: 'sii.sync_documents', params: { company_id: '73', months: 1 }, idempotency_key: defaulted });

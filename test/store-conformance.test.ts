@@ -660,4 +660,67 @@ describe.each(harnesses)('%s store', (_kind, makeLedger) => {
       expect(next!.seq).toBeGreaterThan(done!.seq);
     });
   });
+
+  describe('queue control (unique and cache keys, key windows, pauses)', () => {
+    const requeue = (id: string): TaskChange => ({ id, to: 'PENDING', from: ['FAILURE', 'REVOKED'], patch: { finishedAt: null }, event: 'enqueued' });
+
+    it('a unique key holds one live run: a second is skipped until the first ends, and a retry meanwhile is refused', async () => {
+      const first = record({ uniqueKey: 'u:sync:73' });
+      const twin = record({ uniqueKey: 'u:sync:73' });
+      expect(await store.insert([first])).toHaveLength(1);
+      expect(await store.insert([twin])).toEqual([]);
+      expect((await store.findLive('u:sync:73'))!.id).toBe(first.id);
+      expect((await store.get(first.id, '*'))!.uniqueKey).toBe('u:sync:73');
+      await store.claim({ limit: 1, now: Date.now(), worker: 'w1' });
+      expect((await store.findLive('u:sync:73'))!.state).toBe('STARTED');
+      await store.apply([fail(first.id)]);
+      expect(await store.findLive('u:sync:73')).toBeNull();
+      const next = record({ uniqueKey: 'u:sync:73' });
+      expect(await store.insert([next])).toHaveLength(1);
+      // Putting the ended run back in the queue would make two live runs of the key.
+      await expect(store.apply([requeue(first.id)])).rejects.toMatchObject({ code: expect.stringMatching(/^(SQLITE_CONSTRAINT_UNIQUE|23505)$/) });
+      expect((await store.get(first.id, '*'))!.state).toBe('FAILURE');
+      expect(await store.findLive('u:sync:73')).toMatchObject({ id: next.id });
+    });
+
+    it('finds the newest SUCCESS run of a cache key that finished since a time', async () => {
+      const [a, b] = await started(record({ cacheKey: 'c:report:1' }), record({ cacheKey: 'c:report:1' }));
+      await store.apply([succeed(a!.id, 'first')]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await store.apply([fail(b!.id)]);
+      const finished = (await store.get(a!.id, '*'))!.finishedAt!;
+      expect(await store.findCached('c:report:1', finished)).toMatchObject({ id: a!.id, result: 'first' });
+      expect(await store.findCached('c:report:1', finished + 1)).toBeNull();
+      expect(await store.findCached('c:other', 0)).toBeNull();
+    });
+
+    it('releases an idempotency key only from a run launched before the window began', async () => {
+      const old = record({ idempotencyKey: 'k-window', createdAt: Date.now() - 10_000 });
+      await store.insert([old]);
+      expect(await store.releaseIdempotencyKey('73', 'k-window', old.createdAt)).toBe(false);
+      expect(await store.releaseIdempotencyKey('4', 'k-window', Date.now())).toBe(false);
+      expect(await store.releaseIdempotencyKey('73', 'k-window', Date.now())).toBe(true);
+      expect((await store.get(old.id, '*'))!.idempotencyKey).toBeNull();
+      expect(await store.findByIdempotencyKey('73', 'k-window')).toBeNull();
+      expect(await store.insert([record({ idempotencyKey: 'k-window' })])).toHaveLength(1);
+    });
+
+    it('keeps pauses of queues and task types, seen by every store on the ledger', async () => {
+      const pause = { kind: 'queue' as const, name: 'reports', pausedAt: 1_700_000_000_000, pausedBy: 'key-1' };
+      expect(await store.setPaused(pause, true)).toBe(true);
+      expect(await store.setPaused({ ...pause, pausedAt: 1 }, true)).toBe(false);
+      expect(await store.setPaused({ kind: 'task_type', name: 'demo.job', pausedAt: 2, pausedBy: null }, true)).toBe(true);
+      const other = await ledger.open();
+      expect(await other.pauses()).toEqual([pause, { kind: 'task_type', name: 'demo.job', pausedAt: 2, pausedBy: null }]);
+      expect(await other.setPaused(pause, false)).toBe(true);
+      expect(await store.setPaused(pause, false)).toBe(false);
+      expect((await store.pauses()).map((p) => p.name)).toEqual(['demo.job']);
+    });
+
+    it('lists by queue', async () => {
+      const [slow, fast] = [record({ queue: 'slow' }), record({ queue: 'fast' })];
+      await store.insert([slow, fast]);
+      expect((await store.list({ queues: ['slow'], limit: 10 }, '*')).tasks.map((t) => t.id)).toEqual([slow.id]);
+    });
+  });
 });

@@ -48,6 +48,22 @@ export interface TaskOptions<S extends z.ZodType, R> {
    * by an API and cannot be launched through one; only the library submits it.
    */
   internal?: boolean;
+  /**
+   * How long an idempotency key stays bound to its run. Within the window the same key answers
+   * with the first run; past it the key may launch a new one. Default: as long as the run is in
+   * the ledger.
+   */
+  idempotency?: { window: Duration };
+  /**
+   * One live run (PENDING, STARTED or RETRY) per tenant and value of these params: a launch
+   * while one is live answers with it. `by: []` means one live run per tenant.
+   */
+  unique?: { by: readonly string[] };
+  /**
+   * Reuse a SUCCESS run's result: a launch with the same params (or only those named in `by`)
+   * for the same tenant within `ttl` of that run finishing answers with it.
+   */
+  cache?: { ttl: Duration; by?: readonly string[] };
   run(params: z.output<S>, ctx: TaskContext): Promise<R> | R;
 }
 
@@ -68,6 +84,9 @@ export interface TaskDefinition<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly concurrency: number | null;
   readonly webhook: string | null;
   readonly internal: boolean;
+  readonly idempotencyWindowMs: number | null;
+  readonly unique: { readonly by: readonly string[] } | null;
+  readonly cache: { readonly ttlMs: number; readonly by: readonly string[] | null } | null;
   tenantOf(params: z.output<S>): string | null;
   run(params: z.output<S>, ctx: TaskContext): Promise<R> | R;
 }
@@ -105,12 +124,24 @@ export function defineTask<S extends z.ZodType = z.ZodObject<{}>, R = unknown>(
     concurrency: options.concurrency ?? null,
     webhook: options.webhook ?? null,
     internal: options.internal ?? false,
+    idempotencyWindowMs: options.idempotency ? toMs(options.idempotency.window) : null,
+    unique: options.unique ? { by: paramNames(options.name, 'unique.by', options.unique.by) } : null,
+    cache: options.cache
+      ? { ttlMs: toMs(options.cache.ttl), by: options.cache.by ? paramNames(options.name, 'cache.by', options.cache.by) : null }
+      : null,
     tenantOf(params) {
       const value = tenant(params);
       return value === null || value === undefined || value === '' ? null : String(value);
     },
     run: options.run,
   };
+}
+
+function paramNames(task: string, option: string, names: unknown): string[] {
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === '')) {
+    throw new Error(`Task ${task}: ${option} must be a list of param names`);
+  }
+  return [...names];
 }
 
 function defaultTenant(params: unknown): string | number | null {

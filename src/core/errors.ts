@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'backend_unavailable'
   | 'forbidden'
   | 'unauthorized'
-  | 'payload_too_large';
+  | 'payload_too_large'
+  | 'bad_request'
+  | 'not_found';
 
 export class TaskyardError extends Error {
   constructor(
@@ -34,6 +36,12 @@ export const unknownTaskType = (name: string) =>
 export const taskNotFound = (id: string) => new TaskyardError('task_not_found', `Task ${id} not found`);
 
 export const conflict = (message: string) => new TaskyardError('conflict', message);
+
+/** A request that cannot mean what it says (e.g. a bulk action with no filter). */
+export const badRequest = (message: string) => new TaskyardError('bad_request', message);
+
+/** Something other than a task (a queue, a task type) that does not exist. */
+export const notFound = (message: string) => new TaskyardError('not_found', message);
 
 export const invalidParams = (errors: FieldError[]) =>
   new TaskyardError(

@@ -24,6 +24,10 @@ export interface TaskRecord {
   engine: string;
   worker: string | null;
   idempotencyKey: string | null;
+  /** Set for a definition declaring `unique`: the ledger keeps one live run per key. */
+  uniqueKey?: string | null;
+  /** Set for a definition declaring `cache`: a later launch with the same key may reuse this run's result. */
+  cacheKey?: string | null;
   /** Not before this time (delayed launch or retry backoff). */
   runAt: number;
   /** Set when a cancel was asked for a run that is in flight on another process. */

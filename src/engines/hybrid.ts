@@ -89,6 +89,10 @@ export class HybridEngine implements Engine {
     return this.engineOf(record).forget(record);
   }
 
+  async pausesChanged(): Promise<void> {
+    await Promise.all([this.local.pausesChanged(), this.remote.pausesChanged?.()]);
+  }
+
   onEvents(events: TaskEvent[]): void {
     this.local.onEvents(events);
     this.remote.onEvents(events);

@@ -79,6 +79,8 @@ export interface Engine {
   info(): Promise<EngineInfo>;
   /** Stop taking work; let running work finish for up to `graceMs`, then requeue the rest. */
   stop(graceMs: number): Promise<void>;
+  /** A queue or task type was paused or resumed through this process: honour it now (others see it within their refresh). */
+  pausesChanged?(): Promise<void>;
   /** Engines may react to committed events (e.g. a cancel requested by another process). */
   onEvents?(events: TaskEvent[]): void;
   /**

@@ -14,6 +14,7 @@ import { parseJsonBody } from './json-body.js';
 import { installRateLimit } from './rate-limit.js';
 import { redocRoutes } from './redoc.js';
 import { eventRoutes, type EventRoutesOptions } from './routes/events.js';
+import { controlRoutes } from './routes/control.js';
 import { nativeRoutes } from './routes/native.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { instrumentRequests, operationRoutes } from './routes/operations.js';
@@ -131,6 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(async (scoped) => nativeRoutes(scoped, options.yard));
   await app.register(async (scoped) => scheduleRoutes(scoped, options.yard));
+  await app.register(async (scoped) => controlRoutes(scoped, options.yard));
   await app.register(async (scoped) => eventRoutes(scoped, options.yard, options.sse));
   await app.register(async (scoped) => dashboardRoutes(scoped));
   for (const plugin of options.plugins ?? []) await app.register(async (scoped) => plugin(scoped));

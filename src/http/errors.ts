@@ -11,6 +11,8 @@ const STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   backend_unavailable: 503,
   payload_too_large: 413,
+  bad_request: 400,
+  not_found: 404,
 };
 
 /** Errors from the store's driver that mean "the backend is down", not "we have a bug". */

@@ -5,7 +5,7 @@
 import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import { TASK_STATES, canTransition, type TaskState } from '../core/states.js';
-import type { TaskChange, TenantScope } from './types.js';
+import type { Pause, TaskChange, TenantScope } from './types.js';
 
 export interface Row {
   id: string;
@@ -29,6 +29,9 @@ export interface Row {
   engine: string;
   worker: string | null;
   idempotency_key: string | null;
+  /** Absent from rows read column by column on hot paths (claims). */
+  unique_key?: string | null;
+  cache_key?: string | null;
   run_at: number;
   cancel_requested: 'soft' | 'hard' | null;
   revoke_reason: string | null;
@@ -95,6 +98,8 @@ export function rowToRecord(row: Row): TaskRecord {
     engine: row.engine,
     worker: row.worker,
     idempotencyKey: row.idempotency_key,
+    ...(row.unique_key ? { uniqueKey: row.unique_key } : {}),
+    ...(row.cache_key ? { cacheKey: row.cache_key } : {}),
     runAt: Number(row.run_at),
     cancelRequested: row.cancel_requested,
     revokeReason: row.revoke_reason,
@@ -174,6 +179,11 @@ export function mayApply(change: TaskChange, head: RowHead): boolean {
   if (change.worker !== undefined && head.worker !== change.worker) return false;
   if (head.cancelRequested !== null && head.state === 'STARTED' && change.to !== 'STARTED' && change.to !== 'REVOKED') return false;
   return true;
+}
+
+/** A pause as the ledger keeps it. */
+export function rowToPause(row: { kind: string; name: string; paused_at: number | string; paused_by: string | null }): Pause {
+  return { kind: row.kind as Pause['kind'], name: row.name, pausedAt: Number(row.paused_at), pausedBy: row.paused_by };
 }
 
 export function inScope(tenantId: string | null, scope: TenantScope): boolean {

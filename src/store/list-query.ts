@@ -21,6 +21,7 @@ export function listQuery(db: AnyDb, filter: ListFilter, scope: TenantScope, cas
   if (filter.names?.length) query = query.where('name', 'in', filter.names);
   if (filter.categories?.length) query = query.where('category', 'in', filter.categories);
   if (filter.states?.length) query = query.where('state', 'in', filter.states);
+  if (filter.queues?.length) query = query.where('queue', 'in', filter.queues);
   if (filter.since !== undefined) query = query.where('created_at', '>=', filter.since);
   if (filter.until !== undefined) query = query.where('created_at', '<', filter.until);
   if (filter.search) {

@@ -6,10 +6,10 @@ import { backendUnavailable } from '../core/errors.js';
 import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskState } from '../core/states.js';
-import { NO_TENANT } from './migrations/common.js';
 import { LedgerSchemaDialect } from './migrations/postgres-dialect.js';
+import { LIVE_STATES, NO_TENANT } from './migrations/common.js';
 import { postgresMigrations } from './migrations/postgres.js';
-import { inScope, json, mayApply, rowToEvent, rowToRecord, type EventRow, type Row } from './codec.js';
+import { inScope, json, mayApply, rowToEvent, rowToPause, rowToRecord, type EventRow, type Row } from './codec.js';
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
@@ -23,6 +23,7 @@ import type {
   ScheduleAdvance,
   ScheduleChange,
   ScheduleRow,
+  Pause,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -73,7 +74,7 @@ const TASK_COLUMNS: Array<[column: keyof Row, type: 'text' | 'int' | 'bigint']> 
   ['traceback', 'text'], ['meta', 'text'], ['attempt', 'int'], ['max_attempts', 'int'], ['priority', 'int'], ['queue', 'text'],
   ['route', 'text'], ['engine', 'text'], ['worker', 'text'], ['idempotency_key', 'text'], ['run_at', 'bigint'],
   ['cancel_requested', 'text'], ['revoke_reason', 'text'], ['created_at', 'bigint'], ['started_at', 'bigint'],
-  ['finished_at', 'bigint'], ['updated_at', 'bigint'],
+  ['finished_at', 'bigint'], ['updated_at', 'bigint'], ['unique_key', 'text'], ['cache_key', 'text'],
 ];
 
 /**
@@ -87,7 +88,7 @@ function recordToValues(r: TaskRecord): unknown[] {
     r.id, r.name, r.category, r.displayName, r.state, whole(r.progress), r.progressMessage, r.tenantId,
     JSON.stringify(r.params ?? {}), json(r.result), r.error, r.traceback, json(r.meta), whole(r.attempt), whole(r.maxAttempts),
     whole(r.priority), r.queue, r.route, r.engine, r.worker, r.idempotencyKey, whole(r.runAt), r.cancelRequested, r.revokeReason,
-    whole(r.createdAt), whole(r.startedAt), whole(r.finishedAt), whole(r.updatedAt),
+    whole(r.createdAt), whole(r.startedAt), whole(r.finishedAt), whole(r.updatedAt), r.uniqueKey ?? null, r.cacheKey ?? null,
   ];
 }
 
@@ -736,6 +737,45 @@ export class PostgresStore implements TaskStore {
       [tenantId ?? NO_TENANT, key],
     );
     return row ? rowToRecord(row) : null;
+  }
+
+  async releaseIdempotencyKey(tenantId: string | null, key: string, before: number): Promise<boolean> {
+    const rows = await this.query(
+      `UPDATE taskyard_tasks SET idempotency_key = NULL
+       WHERE coalesce(tenant_id, '${NO_TENANT}') = $1 AND idempotency_key = $2 AND created_at < $3 RETURNING id`,
+      [tenantId ?? NO_TENANT, key, before],
+    );
+    return rows.length > 0;
+  }
+
+  async findLive(uniqueKey: string): Promise<TaskRecord | null> {
+    const [row] = await this.query<Row>(
+      `SELECT * FROM taskyard_tasks WHERE unique_key = $1 AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')}) AND unique_key IS NOT NULL`,
+      [uniqueKey],
+    );
+    return row ? rowToRecord(row) : null;
+  }
+
+  async findCached(cacheKey: string, since: number): Promise<TaskRecord | null> {
+    const [row] = await this.query<Row>(
+      `SELECT * FROM taskyard_tasks WHERE cache_key = $1 AND finished_at >= $2 AND state = 'SUCCESS' ORDER BY finished_at DESC LIMIT 1`,
+      [cacheKey, since],
+    );
+    return row ? rowToRecord(row) : null;
+  }
+
+  async pauses(): Promise<Pause[]> {
+    return (await this.query<Parameters<typeof rowToPause>[0]>('SELECT * FROM taskyard_pauses ORDER BY kind, name')).map(rowToPause);
+  }
+
+  async setPaused(pause: Pause, paused: boolean): Promise<boolean> {
+    const rows = paused
+      ? await this.query(
+          'INSERT INTO taskyard_pauses (kind, name, paused_at, paused_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING name',
+          [pause.kind, pause.name, pause.pausedAt, pause.pausedBy],
+        )
+      : await this.query('DELETE FROM taskyard_pauses WHERE kind = $1 AND name = $2 RETURNING name', [pause.kind, pause.name]);
+    return rows.length > 0;
   }
 
   async list(filter: ListFilter, scope: TenantScope): Promise<TaskPage> {

@@ -3,9 +3,9 @@ import { Kysely, Migrator, SqliteDialect, sql, type MigrationProvider } from 'ky
 import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskState } from '../core/states.js';
-import { NO_TENANT } from './migrations/common.js';
+import { LIVE_STATES, NO_TENANT } from './migrations/common.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
-import { appliesTo, COLUMNS, inScope, json, mayApply, prepareChange, rowToEvent, rowToRecord, type EventRow, type PreparedChange, type Row } from './codec.js';
+import { appliesTo, COLUMNS, inScope, json, mayApply, prepareChange, rowToEvent, rowToPause, rowToRecord, type EventRow, type PreparedChange, type Row } from './codec.js';
 import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-files.js';
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
@@ -20,6 +20,7 @@ import type {
   ScheduleAdvance,
   ScheduleChange,
   ScheduleRow,
+  Pause,
   TaskChange,
   TaskPage,
   TaskStore,
@@ -68,6 +69,10 @@ const isFresh = (r: TaskRecord): boolean =>
   r.state === 'PENDING' && r.progress === 0 && r.progressMessage === null && r.result === null && r.error === null &&
   r.traceback === null && r.attempt === 0 && r.worker === null && r.cancelRequested === null && r.revokeReason === null &&
   r.startedAt === null && r.finishedAt === null;
+
+/** Columns every insert binds after the record's own: the keys of `unique` and `cache` definitions. */
+const KEY_COLUMNS = ['unique_key', 'cache_key'] as const;
+const keysOf = (r: TaskRecord): unknown[] => [r.uniqueKey ?? null, r.cacheKey ?? null];
 
 function freshToTuple(r: TaskRecord): unknown[] {
   return [
@@ -219,10 +224,10 @@ export class SqliteStore implements TaskStore {
     const eventInsert = (rows: number) =>
       db.prepare(`INSERT INTO taskyard_events (${EVENT_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(eventRow).join(', ')}`);
     return {
-      insert: db.prepare(`INSERT INTO taskyard_tasks (${ROW_COLUMNS.join(', ')}, last_event_seq)
-        VALUES (${ROW_COLUMNS.map(() => '?').join(', ')}, ?) ON CONFLICT DO NOTHING`),
-      insertFresh: db.prepare(`INSERT INTO taskyard_tasks (${FRESH_COLUMNS.join(', ')}, state, progress, attempt, last_event_seq)
-        VALUES (${FRESH_COLUMNS.map(() => '?').join(', ')}, 'PENDING', 0, 0, ?) ON CONFLICT DO NOTHING`),
+      insert: db.prepare(`INSERT INTO taskyard_tasks (${ROW_COLUMNS.join(', ')}, ${KEY_COLUMNS.join(', ')}, last_event_seq)
+        VALUES (${ROW_COLUMNS.map(() => '?').join(', ')}, ?, ?, ?) ON CONFLICT DO NOTHING`),
+      insertFresh: db.prepare(`INSERT INTO taskyard_tasks (${FRESH_COLUMNS.join(', ')}, ${KEY_COLUMNS.join(', ')}, state, progress, attempt, last_event_seq)
+        VALUES (${FRESH_COLUMNS.map(() => '?').join(', ')}, ?, ?, 'PENDING', 0, 0, ?) ON CONFLICT DO NOTHING`),
       events: new Map(EVENT_CHUNKS.map((n) => [n, eventInsert(n)])),
       // AUTOINCREMENT: seqs are never reused, even after the newest events are pruned.
       lastSeq: db
@@ -409,9 +414,10 @@ export class SqliteStore implements TaskStore {
       for (const r of records) {
         const fresh = isFresh(r);
         const tuple = fresh ? freshToTuple(r) : recordToTuple(r);
-        tuple.push(this.peekSeq());
+        tuple.push(...keysOf(r), this.peekSeq());
         const statement = fresh ? this.stmts.insertFresh : this.stmts.insert;
-        if (statement.run(tuple).changes === 0) continue; // idempotency key already used: the caller looks it up
+        // An idempotency key already used, or a unique key held by a live run: the caller looks it up.
+        if (statement.run(tuple).changes === 0) continue;
         this.countDelta(r.tenantId, r.name, r.category, r.state, 1);
         const data = r.runAt > r.createdAt ? { eta: new Date(r.runAt).toISOString() } : null;
         events.push(this.recordEvent(r.id, null, 'enqueued', r.state, r.name, r.category, r.tenantId, r.createdAt, data, json(data)));
@@ -583,6 +589,41 @@ export class SqliteStore implements TaskStore {
   async findByIdempotencyKey(tenantId: string | null, key: string): Promise<TaskRecord | null> {
     const row = this.stmts.byKey.get(tenantId ?? NO_TENANT, key) as Row | undefined;
     return row ? rowToRecord(row) : null;
+  }
+
+  releaseIdempotencyKey(tenantId: string | null, key: string, before: number): Promise<boolean> {
+    return this.write(
+      () =>
+        this.cached(`UPDATE taskyard_tasks SET idempotency_key = NULL
+          WHERE coalesce(tenant_id, '${NO_TENANT}') = ? AND idempotency_key = ? AND created_at < ?`).run(tenantId ?? NO_TENANT, key, before).changes > 0,
+    );
+  }
+
+  async findLive(uniqueKey: string): Promise<TaskRecord | null> {
+    // The WHERE repeats the partial index's condition, so SQLite uses it.
+    const row = this.cached(`SELECT * FROM taskyard_tasks WHERE unique_key = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})
+      AND unique_key IS NOT NULL`).get(uniqueKey) as Row | undefined;
+    return row ? rowToRecord(row) : null;
+  }
+
+  async findCached(cacheKey: string, since: number): Promise<TaskRecord | null> {
+    const row = this.cached(`SELECT * FROM taskyard_tasks WHERE cache_key = ? AND finished_at >= ? AND state = 'SUCCESS'
+      ORDER BY finished_at DESC LIMIT 1`).get(cacheKey, since) as Row | undefined;
+    return row ? rowToRecord(row) : null;
+  }
+
+  async pauses(): Promise<Pause[]> {
+    return (this.cached('SELECT * FROM taskyard_pauses ORDER BY kind, name').all() as Parameters<typeof rowToPause>[0][]).map(rowToPause);
+  }
+
+  setPaused(pause: Pause, paused: boolean): Promise<boolean> {
+    return this.write(() => {
+      const statement = paused
+        ? this.cached('INSERT INTO taskyard_pauses (kind, name, paused_at, paused_by) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        : this.cached('DELETE FROM taskyard_pauses WHERE kind = ? AND name = ?');
+      const values = paused ? [pause.kind, pause.name, pause.pausedAt, pause.pausedBy] : [pause.kind, pause.name];
+      return statement.run(...values).changes > 0;
+    });
   }
 
   async list(filter: ListFilter, scope: TenantScope): Promise<TaskPage> {

@@ -13,6 +13,7 @@ export interface ListFilter {
   categories?: string[];
   tenantId?: string;
   states?: TaskState[];
+  queues?: string[];
   since?: number;
   until?: number;
   /** Free text: an exact task id, or a substring of the error or the params' JSON. */
@@ -149,6 +150,17 @@ export interface ScheduleAdvance {
   skipReason: string | null;
 }
 
+/** What can be paused: a whole queue, or one task type (definition name). */
+export type PauseKind = 'queue' | 'task_type';
+
+export interface Pause {
+  kind: PauseKind;
+  name: string;
+  pausedAt: number;
+  /** Who paused it (an API key's id), when known. */
+  pausedBy: string | null;
+}
+
 export interface TaskStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Receives every committed event, in sequence order, once; the runtime fans them out. */
@@ -162,6 +174,19 @@ export interface TaskStore {
   getMany(ids: string[]): Promise<TaskRecord[]>;
   /** The run launched for `tenantId` (null: tenant-less) with this idempotency key. */
   findByIdempotencyKey(tenantId: string | null, key: string): Promise<TaskRecord | null>;
+  /**
+   * Frees an idempotency key whose run was launched before `before` (its window is over), so a new
+   * launch may take it. Returns whether a run gave it up.
+   */
+  releaseIdempotencyKey(tenantId: string | null, key: string, before: number): Promise<boolean>;
+  /** The live (PENDING, STARTED or RETRY) run holding this unique key. */
+  findLive(uniqueKey: string): Promise<TaskRecord | null>;
+  /** The newest SUCCESS run with this cache key that finished at or after `since`. */
+  findCached(cacheKey: string, since: number): Promise<TaskRecord | null>;
+  /** Every paused queue and task type. */
+  pauses(): Promise<Pause[]>;
+  /** Pauses (or, with `paused` false, resumes) a queue or task type. Returns whether anything changed. */
+  setPaused(pause: Pause, paused: boolean): Promise<boolean>;
   list(filter: ListFilter, scope: TenantScope): Promise<TaskPage>;
   stats(scope: TenantScope, now: number): Promise<LedgerStats>;
   /** Moves due PENDING/RETRY runs to STARTED, highest priority first. Used by the local engine. */

@@ -7,6 +7,7 @@ import type { TaskRecord } from '../../core/record.js';
 import { DEFAULT_SWEEPER, Sweeper, type SweeperOptions } from '../../maintenance/sweeper.js';
 import type { Broker, BrokerJob, WaitingKind } from '../../maintenance/broker.js';
 import type { MaintenanceService } from '../../maintenance/service.js';
+import { PauseWatch } from '../pauses.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
 import { jobIdOf, jobOf, runningJobIdOf, taskIdOfJob, type JobData } from './jobs.js';
@@ -31,6 +32,12 @@ export interface BullMQEngineOptions {
 }
 
 const NAME = 'bullmq';
+
+/**
+ * How long a job of a paused queue or task type waits in Redis (delayed) before a worker looks at
+ * it again. Taskyard queues share one BullMQ queue, so a pause is never BullMQ's whole-queue pause.
+ */
+const PAUSED_RECHECK_MS = 1000;
 
 /**
  * Runs tasks on BullMQ worker processes, any number of them on any machines, with the ledger
@@ -59,6 +66,8 @@ export class BullMQEngine implements Engine, Broker {
   private queue: Queue<JobData> | null = null;
   private worker: Worker<JobData> | null = null;
   private supervisor: RunSupervisor | null = null;
+  /** Paused queues and task types: a job of one goes back to Redis, delayed, until the pause ends. */
+  private pauses: PauseWatch | null = null;
   private DelayedError: (new () => Error) | null = null;
   private workerName = '';
   private startedAt = Date.now();
@@ -102,6 +111,8 @@ export class BullMQEngine implements Engine, Broker {
     const { bullmq } = await loadBullmq();
     this.DelayedError = bullmq.DelayedError;
     this.supervisor = new RunSupervisor(context, () => this.scheduleOutcomeFlush());
+    this.pauses = new PauseWatch(context.store, context.logger);
+    await this.pauses.start();
     this.worker = new bullmq.Worker<JobData>(this.queueName, (job, token) => this.process(job, token), {
       connection: this.connections!.worker!,
       prefix: this.queueName,
@@ -229,6 +240,10 @@ export class BullMQEngine implements Engine, Broker {
       this.handBack.push(await this.handBackRecord(id));
       return;
     }
+    if (token && (await this.paused(job))) {
+      await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
+      throw new this.DelayedError!();
+    }
     const record = await this.startRun(id);
     if (!record) {
       // Not startable. Still waiting but not yet due (the job came early, e.g. clocks apart): wait
@@ -253,6 +268,16 @@ export class BullMQEngine implements Engine, Broker {
         resolve,
       );
     });
+  }
+
+  /** Whether the job's run is of a paused task type or queue. */
+  private async paused(job: Job<JobData>): Promise<boolean> {
+    const pauses = this.pauses;
+    if (!pauses?.any) return false;
+    if (pauses.names.has(job.name)) return true;
+    if (pauses.queues.size === 0) return false;
+    const queue = job.data.queue ?? (await this.ctx!.store.get(job.data.id, '*'))?.queue;
+    return queue !== undefined && pauses.queues.has(queue);
   }
 
   private async handBackRecord(id: string): Promise<TaskRecord> {
@@ -306,6 +331,10 @@ export class BullMQEngine implements Engine, Broker {
     });
   }
 
+  async pausesChanged(): Promise<void> {
+    await this.pauses?.refresh();
+  }
+
   onEvents(events: TaskEvent[]): void {
     this.supervisor?.onEvents(events);
   }
@@ -340,6 +369,7 @@ export class BullMQEngine implements Engine, Broker {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     let requeued: TaskRecord[] = [];
+    this.pauses?.stop();
     if (this.worker) {
       await this.worker.pause(true).catch(() => {});
       requeued = (await this.supervisor?.stop(graceMs)) ?? [];

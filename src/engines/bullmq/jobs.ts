@@ -1,9 +1,11 @@
 import type { JobsOptions } from 'bullmq';
 import type { TaskRecord } from '../../core/record.js';
 
-/** What a job carries: only the run's id. Everything else is read from the ledger when it starts. */
+/** What a job carries: the run's id, and its queue so a worker can hold a paused queue's jobs without a ledger read. Everything else is read from the ledger when it starts. */
 export interface JobData {
   id: string;
+  /** Absent on jobs dispatched before queues were carried. */
+  queue?: string;
 }
 
 /**
@@ -45,7 +47,7 @@ export function bullPriorityOf(priority: number): number {
 export function jobOf(record: TaskRecord, now: number): { name: string; data: JobData; opts: JobsOptions } {
   return {
     name: record.name,
-    data: { id: record.id },
+    data: { id: record.id, queue: record.queue },
     opts: {
       jobId: jobIdOf(record),
       delay: Math.max(0, record.runAt - now),

@@ -3,6 +3,7 @@ import type { AnyTaskDefinition } from '../../core/definition.js';
 import type { TaskEvent } from '../../core/events.js';
 import type { TaskRecord } from '../../core/record.js';
 import type { ClaimOptions } from '../../store/types.js';
+import { PauseWatch } from '../pauses.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
 
@@ -44,6 +45,10 @@ export class LocalEngine implements Engine {
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | null = null;
   private startedAt = Date.now();
+  /** Paused queues and task types: their runs wait in the ledger, unclaimed. */
+  private pauses!: PauseWatch;
+  /** When the last claim looked for due runs: a run due by then and still waiting is not claimable now. */
+  private lastClaimAt = 0;
 
   constructor(options: LocalEngineOptions = {}) {
     this.concurrency = options.concurrency ?? 20;
@@ -62,6 +67,8 @@ export class LocalEngine implements Engine {
     this.workerName ||= context.workerId ?? `local@${hostname()}:${process.pid}`;
     // Outcomes are written by the next cycle, with the claim that refills the slots: one commit.
     this.supervisor = new RunSupervisor(context, () => this.schedulePump());
+    this.pauses = new PauseWatch(context.store, context.logger, () => this.schedulePump());
+    await this.pauses.start();
     this.schedulePump();
   }
 
@@ -81,6 +88,10 @@ export class LocalEngine implements Engine {
   }
 
   async forget(): Promise<void> {}
+
+  async pausesChanged(): Promise<void> {
+    await this.pauses?.refresh();
+  }
 
   /**
    * Runs one cycle at the end of this event-loop turn: the outcomes decided in the turn are
@@ -128,13 +139,16 @@ export class LocalEngine implements Engine {
     let free = this.concurrency - this.supervisor.size;
     if (free <= 0) return [];
     const now = Date.now();
+    this.lastClaimAt = now;
     const claimed: TaskRecord[] = [];
     // Only task types this process knows: with several processes sharing the ledger, a run of a
     // type registered elsewhere (e.g. webhook deliveries, configured in one process) waits for it.
     const known = (this.knownNames ??= this.ctx.registry.all().map((d) => d.name));
     const take = async (room: number, filter: Pick<ClaimOptions, 'queues' | 'names' | 'excludeQueues' | 'excludeNames'>) => {
       if (room <= 0 || free <= 0) return [];
-      const got = await this.ctx.store.claim({ limit: Math.min(room, free), now, worker: this.workerName, engines: this.engines, names: known, ...filter });
+      const unpaused = this.unpaused({ names: known, ...filter });
+      if (!unpaused) return [];
+      const got = await this.ctx.store.claim({ limit: Math.min(room, free), now, worker: this.workerName, engines: this.engines, ...unpaused });
       claimed.push(...got);
       free -= got.length;
       return got;
@@ -170,11 +184,25 @@ export class LocalEngine implements Engine {
     return claimed;
   }
 
+  /** A claim's filter without the paused queues and task types; null when nothing is left to claim. */
+  private unpaused<F extends Pick<ClaimOptions, 'queues' | 'names' | 'excludeQueues' | 'excludeNames'>>(filter: F): F | null {
+    if (!this.pauses.any) return filter;
+    const { names: pausedNames, queues: pausedQueues } = this.pauses;
+    const names = filter.names?.filter((n) => !pausedNames.has(n));
+    const queues = filter.queues?.filter((q) => !pausedQueues.has(q));
+    if (names?.length === 0 || queues?.length === 0) return null;
+    const excludeQueues = [...(filter.excludeQueues ?? []), ...pausedQueues];
+    const excludeNames = [...(filter.excludeNames ?? []), ...(filter.names ? [] : pausedNames)];
+    return { ...filter, names, queues, excludeQueues, excludeNames: excludeNames.length ? excludeNames : undefined };
+  }
+
   private async armWakeTimer(): Promise<void> {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     let delay = this.pollIntervalMs;
     const next = await this.ctx.store.nextRunAt().catch(() => null);
-    if (next !== null) delay = Math.max(0, Math.min(delay, next - Date.now()));
+    // A run that was due at the last claim and still waits is held back (paused, or its limit is
+    // full): only a run due later sets an earlier wake-up, or the loop would spin.
+    if (next !== null && next > this.lastClaimAt) delay = Math.max(0, Math.min(delay, next - Date.now()));
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = null;
       this.schedulePump();
@@ -207,6 +235,7 @@ export class LocalEngine implements Engine {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.pauses?.stop();
     await this.supervisor?.stop(graceMs);
   }
 }

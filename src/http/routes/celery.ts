@@ -5,7 +5,7 @@ import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
 import { isTerminal } from '../../core/states.js';
 import type { WorkerInfo } from '../../engines/types.js';
 import type { TenantScope } from '../../store/types.js';
-import type { Taskyard } from '../../taskyard.js';
+import type { Launched, LaunchOutcome, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
 import { iso } from '../serialize.js';
 import { parseInput, queryBool, taskIdParams, taskIdParamsSchema } from '../validation.js';
@@ -22,6 +22,8 @@ const launchBody = z.object({
   // Not in the seed; Celery's apply_async options, so delayed runs can be launched here too.
   countdown: z.number().min(0).max(365 * 86400).optional(),
   eta: z.union([z.string(), z.number()]).optional(),
+  // As on the native API: a repeated key answers with the first run.
+  idempotency_key: z.string().min(1).max(200).optional(),
 });
 
 
@@ -41,6 +43,12 @@ function launchBodySchema(yard: Taskyard): Record<string, unknown> {
   if (names.length > 0) schema.properties.task_type = { ...schema.properties.task_type, enum: names };
   return schema;
 }
+
+const ANSWERED_BY: Record<Exclude<LaunchOutcome, 'created'>, string> = {
+  idempotent: 'its idempotency key belongs to task',
+  deduplicated: 'the same run is already live as task',
+  cached: 'a recent result is reused from task',
+};
 
 /** Most delayed runs read (newest first) to build `scheduled_tasks`. */
 const SCHEDULED_SCAN_LIMIT = 1000;
@@ -146,15 +154,20 @@ export function celeryRoutes(app: FastifyInstance, yard: Taskyard): void {
 
   app.post('/api/celery/tasks/launch', { schema: { tags, summary: 'Launch a task', body: launchBodySchema(yard) } }, async (request) => {
     const body = parseInput(launchBody, request.body, 'body');
-    const [record] = await yard.launch(
-      [{ name: body.task_type, params: body.params, countdown: body.countdown, eta: body.eta }],
+    const [{ record, outcome }] = (await yard.launchEach(
+      [{ name: body.task_type, params: body.params, countdown: body.countdown, eta: body.eta, idempotencyKey: body.idempotency_key }],
       scopeOf(request),
-    );
+    )) as [Launched];
+    if (outcome === 'created') {
+      return { task_id: record.id, task_type: record.name, status: 'PENDING', message: `Task ${record.name} launched successfully` };
+    }
+    // The seed's response, answered by an earlier run: its real status, and why.
     return {
-      task_id: record!.id,
-      task_type: record!.name,
-      status: 'PENDING',
-      message: `Task ${record!.name} launched successfully`,
+      task_id: record.id,
+      task_type: record.name,
+      status: record.state,
+      message: `Task ${record.name} was not launched again: ${ANSWERED_BY[outcome]} ${record.id}`,
+      ...(outcome === 'cached' ? { cached: true } : { deduplicated: true }),
     };
   });
 

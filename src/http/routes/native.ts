@@ -5,7 +5,7 @@ import { TaskyardError } from '../../core/errors.js';
 import { describeParameters, jsonSchemaOf } from '../../core/schema.js';
 import type { Attempt } from '../../core/attempts.js';
 import { isTerminal, TASK_STATES } from '../../core/states.js';
-import type { SubmitRequest, Taskyard } from '../../taskyard.js';
+import type { Launched, SubmitRequest, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
 import { iso, taskJson } from '../serialize.js';
 import { parseInput, queryInt, queryList, queryTime, taskIdParams, taskIdParamsSchema } from '../validation.js';
@@ -78,7 +78,7 @@ const batchBody = z.object({ tasks: z.array(launchBody).min(1).max(1000) });
  * `task_type` (or `category`) filters by category here, unlike the Celery router where it is the
  * task name. A value that is no category would silently match nothing: say so, and point to name=.
  */
-function assertKnownCategories(yard: Taskyard, filters: Record<'task_type' | 'category', string[] | undefined>): void {
+export function assertKnownCategories(yard: Taskyard, filters: Record<'task_type' | 'category', string[] | undefined>): void {
   const known = [...new Set(yard.registry.all().map((d) => yard.registry.categoryOf(d)))].sort();
   for (const [field, values] of Object.entries(filters)) {
     const unknown = values?.find((v) => !known.includes(v));
@@ -120,14 +120,16 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
 
   app.post('/api/tasks', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody) } }, async (request, reply) => {
     const body = parseInput(launchBody, request.body, 'body');
-    const [record] = await yard.launch([toSubmit(body)], scopeOf(request));
-    return reply.status(202).send(taskJson(record!));
+    const [launched] = await yard.launchEach([toSubmit(body)], scopeOf(request));
+    // 202: a new run was accepted; 200: an earlier run answers (idempotency key, unique or cache).
+    return reply.status(launched!.outcome === 'created' ? 202 : 200).send(launchedJson(launched!));
   });
 
   app.post('/api/tasks/batch', { schema: { tags, summary: 'Launch many tasks (all or nothing)', body: jsonSchemaOf(batchBody) } }, async (request, reply) => {
     const body = parseInput(batchBody, request.body, 'body');
-    const records = await yard.launch(body.tasks.map(toSubmit), scopeOf(request));
-    return reply.status(202).send({ tasks: records.map((r) => taskJson(r)), count: records.length });
+    const launched = await yard.launchEach(body.tasks.map(toSubmit), scopeOf(request));
+    const created = launched.some((l) => l.outcome === 'created');
+    return reply.status(created ? 202 : 200).send({ tasks: launched.map(launchedJson), count: launched.length });
   });
 
   app.get('/api/tasks/statistics', { schema: { tags, summary: 'Counts, durations, throughput, queue depth and workers' } }, async (request) => {
@@ -237,6 +239,16 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
       .status(isTerminal(r.state) ? 200 : 202)
       .send({ task_id: r.id, cancelled: true, status: r.state, cancel_requested: r.cancelRequested, reason: r.revokeReason });
   });
+}
+
+/**
+ * A launched task as the API returns it. One answered by an earlier run says why:
+ * `deduplicated` (its idempotency key's run, or the live run of a `unique` task) or `cached`.
+ */
+export function launchedJson({ record, outcome }: Launched) {
+  const json = taskJson(record);
+  if (outcome === 'created') return json;
+  return { ...json, ...(outcome === 'cached' ? { cached: true } : { deduplicated: true }), launch_outcome: outcome };
 }
 
 function attemptJson(a: Attempt) {
