@@ -231,8 +231,10 @@ describe('bounded memory and latency (server in its own process)', () => {
     await sleep(200);
     const after = await memory(url);
     stop();
-    // 200 clients x 1 MiB would be 200 MiB if each kept its own copy of the frames.
-    expect(peakGrowth, `peak RSS grew by ${(peakGrowth / MiB).toFixed(0)} MiB`).toBeLessThan(100 * MiB);
+    // 200 clients x 1 MiB would be 200 MiB if each kept its own copy of the frames. The peak is
+    // usually about 20 MiB, but a garbage collection that comes late can leave it near 120 MiB
+    // (seen before and after the frames were shared), so the bound sits between the two.
+    expect(peakGrowth, `peak RSS grew by ${(peakGrowth / MiB).toFixed(0)} MiB`).toBeLessThan(160 * MiB);
     expect(after.rss - before.rss, `RSS afterwards grew by ${((after.rss - before.rss) / MiB).toFixed(0)} MiB`).toBeLessThan(50 * MiB);
   }, 120_000);
 
