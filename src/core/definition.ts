@@ -39,6 +39,13 @@ export interface TaskOptions<S extends z.ZodType, R> {
   isolation?: Isolation;
   /** Most runs of this definition at once (per process). */
   concurrency?: number;
+  /**
+   * Most runs of this definition running at once per tenant, across every process sharing the
+   * ledger (runs without a tenant are not limited by it).
+   */
+  tenantConcurrency?: number;
+  /** Most starts of this definition per sliding window, across every process sharing the ledger. */
+  rateLimit?: { max: number; duration: Duration };
   /** Who owns a run. Defaults to `params.company_id`. */
   tenant?: (params: z.output<S>) => string | number | null | undefined;
   /** Webhook URL notified (signed) when a run of this definition ends. */
@@ -82,6 +89,8 @@ export interface TaskDefinition<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly route: Route;
   readonly isolation: Isolation;
   readonly concurrency: number | null;
+  readonly tenantConcurrency: number | null;
+  readonly rateLimit: { readonly max: number; readonly durationMs: number } | null;
   readonly webhook: string | null;
   readonly internal: boolean;
   readonly idempotencyWindowMs: number | null;
@@ -108,6 +117,8 @@ export function defineTask<S extends z.ZodType = z.ZodObject<{}>, R = unknown>(
   const softTimeoutMs = options.timeout?.soft === undefined ? null : toMs(options.timeout.soft);
   const hardTimeoutMs = options.timeout?.hard === undefined ? null : toMs(options.timeout.hard);
   const tenant = options.tenant ?? defaultTenant;
+  const concurrency = positiveInteger(options.name, 'concurrency', options.concurrency);
+  const tenantConcurrency = positiveInteger(options.name, 'tenantConcurrency', options.tenantConcurrency);
   return {
     name: options.name,
     category: options.category ?? null,
@@ -121,7 +132,9 @@ export function defineTask<S extends z.ZodType = z.ZodObject<{}>, R = unknown>(
     queue: options.queue ?? 'default',
     route: options.route ?? 'light',
     isolation: options.isolation ?? 'none',
-    concurrency: options.concurrency ?? null,
+    concurrency,
+    tenantConcurrency,
+    rateLimit: rateLimitOf(options.name, options.rateLimit),
     webhook: options.webhook ?? null,
     internal: options.internal ?? false,
     idempotencyWindowMs: options.idempotency ? toMs(options.idempotency.window) : null,
@@ -135,6 +148,29 @@ export function defineTask<S extends z.ZodType = z.ZodObject<{}>, R = unknown>(
     },
     run: options.run,
   };
+}
+
+function positiveInteger(task: string, option: string, value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new Error(`Task ${task}: ${option} must be an integer >= 1, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function rateLimitOf(task: string, limit: TaskOptions<z.ZodType, unknown>['rateLimit']): TaskDefinition['rateLimit'] {
+  if (limit === undefined || limit === null) return null;
+  if (typeof limit !== 'object') throw new Error(`Task ${task}: rateLimit must be { max, duration }`);
+  const max = positiveInteger(task, 'rateLimit.max', limit.max);
+  if (max === null) throw new Error(`Task ${task}: rateLimit.max is required`);
+  let durationMs: number;
+  try {
+    durationMs = toMs(limit.duration);
+  } catch (error) {
+    throw new Error(`Task ${task}: rateLimit.duration: ${(error as Error).message}`);
+  }
+  if (durationMs < 1) throw new Error(`Task ${task}: rateLimit.duration must be at least 1ms`);
+  return { max, durationMs };
 }
 
 function paramNames(task: string, option: string, names: unknown): string[] {

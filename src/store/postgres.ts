@@ -13,6 +13,7 @@ import { inScope, json, mayApply, rowToEvent, rowToPause, rowToRecord, type Even
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
+import { LimitRoom, limited, roundRobin, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -20,6 +21,7 @@ import type {
   LedgerStats,
   ListFilter,
   PruneRule,
+  RunLimits,
   ScheduleAdvance,
   ScheduleChange,
   ScheduleRow,
@@ -189,7 +191,7 @@ type WriteOp =
   | { kind: 'insert'; records: TaskRecord[]; values: unknown[][] }
   | { kind: 'apply'; changes: PreparedChange[] }
   | { kind: 'claim'; options: ClaimOptions }
-  | { kind: 'start'; ids: readonly string[]; worker: string; now: number }
+  | { kind: 'start'; ids: readonly string[]; worker: string; now: number; limits?: ReadonlyMap<string, RunLimits> }
   | { kind: 'prune'; rule: PruneRule; limit: number };
 
 interface Pending {
@@ -236,6 +238,10 @@ class WriteTx {
 
 /** Classid of the advisory lock that orders event seqs; the objid is the events table's oid. */
 const EVENT_LOCK_CLASS = 0x7479_0001;
+/** Classid of the advisory locks that serialize claims of a limited definition; the objid hashes its name. */
+const LIMIT_LOCK_CLASS = 0x7479_0002;
+/** The tenant a waiting run takes turns as, written as the fair index has it. */
+const TENANT = `coalesce(tenant_id, '${NO_TENANT}')`;
 
 /**
  * The shared ledger, on PostgreSQL: the same contract as the SQLite store, for many processes.
@@ -484,7 +490,7 @@ export class PostgresStore implements TaskStore {
       } else if (op.kind === 'claim') {
         results.push(await this.claimRuns(tx, op.options));
       } else if (op.kind === 'start') {
-        results.push(await this.startRuns(tx, op.ids, op.worker, op.now));
+        results.push(await this.startRuns(tx, op.ids, op.worker, op.now, op.limits));
       } else {
         results.push(await this.pruneRuns(tx, op.rule, op.limit));
       }
@@ -631,10 +637,13 @@ export class PostgresStore implements TaskStore {
     return this.write({ kind: 'claim', options });
   }
 
-  /** One statement: pick due runs (skipping rows other transactions hold) and start them. */
+  /** Picks due runs (skipping rows other transactions hold) and starts them, within the definition's limits. */
   private async claimRuns(tx: WriteTx, options: ClaimOptions): Promise<TaskRecord[]> {
+    const room = limited(options.limits) ? await this.limitRoom(tx, options.limits, options.names ?? [], options.now) : null;
+    const limit = Math.min(options.limit, room?.total ?? Infinity);
+    if (limit <= 0) return [];
     const where = [`state IN ('PENDING', 'RETRY')`, 'run_at <= $1'];
-    const values: unknown[] = [options.now, options.limit, options.worker];
+    const values: unknown[] = [options.now];
     const filter = (condition: string, list: string[] | undefined) => {
       if (!list?.length) return;
       values.push(list);
@@ -645,25 +654,146 @@ export class PostgresStore implements TaskStore {
     filter('queue <> ALL(?)', options.excludeQueues);
     filter('name <> ALL(?)', options.excludeNames);
     filter('engine = ANY(?)', options.engines);
-    // The state is checked again on the row itself: should the pick ever see a stale row, the
-    // UPDATE still cannot start a run twice.
+    filter(`${TENANT} <> ALL(?)`, room?.full());
+    const started = options.fair
+      ? await this.claimFair(tx, where.join(' AND '), values, limit, room, options.worker, options.now)
+      : await this.claimInOrder(tx, where.join(' AND '), values, limit, room, options.worker, options.now);
+    if (options.limits?.rate) await this.recordStarts(tx, started, options.now);
+    return started;
+  }
+
+  /** Due runs in strict priority, run_at, id order. */
+  private async claimInOrder(tx: WriteTx, where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): Promise<TaskRecord[]> {
+    if (room) {
+      const { rows } = await this.txQuery<{ id: string; tenant: string }>(
+        tx, `SELECT id, ${TENANT} AS tenant FROM taskyard_tasks WHERE ${where} ORDER BY priority DESC, run_at, id LIMIT $${values.length + 1}`, [...values, limit],
+      );
+      return this.startPicked(tx, room.take(rows, (r) => r.tenant).map((r) => r.id), worker, now);
+    }
+    // One statement. The state is checked again on the row itself: should the pick ever see a
+    // stale row, the UPDATE still cannot start a run twice.
+    const n = values.length;
     const { rows } = await this.txQuery<Row & { claimed_from: TaskState }>(
       tx,
-      `WITH picked AS (SELECT id, state FROM taskyard_tasks WHERE ${where.join(' AND ')}
-         ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
-       UPDATE taskyard_tasks t SET state = 'STARTED', attempt = t.attempt + 1, worker = $3, started_at = $1, updated_at = $1,
+      `WITH picked AS (SELECT id, state FROM taskyard_tasks WHERE ${where}
+         ORDER BY priority DESC, run_at, id LIMIT $${n + 1} FOR UPDATE SKIP LOCKED)
+       UPDATE taskyard_tasks t SET state = 'STARTED', attempt = t.attempt + 1, worker = $${n + 2}, started_at = $1, updated_at = $1,
          progress = 0, progress_message = NULL
        FROM picked WHERE t.id = picked.id AND t.state IN ('PENDING', 'RETRY')
        RETURNING t.*, picked.state AS claimed_from`,
-      values,
+      [...values, limit, worker],
     );
     rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return this.started(tx, rows, options.worker, options.now);
+    return this.started(tx, rows, worker, now);
   }
 
-  start(ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]> {
+  /**
+   * Due runs round-robin across tenants, highest priority first (see the SQLite store): one
+   * statement per round finds the top priority with a due run, the tenants waiting there (a skip
+   * scan of the fair index, one probe each) and each tenant's oldest due runs, its share of the
+   * slots; they are taken every tenant's first before any tenant's second.
+   */
+  private async claimFair(tx: WriteTx, where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): Promise<TaskRecord[]> {
+    const below = `$${values.length + 1}::bigint`;
+    const need = `$${values.length + 2}::int`;
+    const text = `WITH RECURSIVE top AS (
+        SELECT priority FROM taskyard_tasks WHERE ${where} AND priority < ${below} ORDER BY priority DESC, run_at, id LIMIT 1),
+      tenants(t) AS (
+        (SELECT ${TENANT} FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY') AND priority = (SELECT priority FROM top)
+          ORDER BY priority DESC, ${TENANT} LIMIT 1)
+        UNION ALL
+        SELECT (SELECT ${TENANT} FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY') AND priority = (SELECT priority FROM top)
+          AND ${TENANT} > tenants.t ORDER BY priority DESC, ${TENANT} LIMIT 1)
+        FROM tenants WHERE tenants.t IS NOT NULL)
+      SELECT h.id, h.tenant, h.run_at, h.priority FROM tenants CROSS JOIN LATERAL (
+        SELECT id, ${TENANT} AS tenant, run_at, priority FROM taskyard_tasks
+        WHERE ${where} AND priority = (SELECT priority FROM top) AND ${TENANT} = tenants.t
+        ORDER BY priority DESC, ${TENANT}, run_at, id
+        LIMIT greatest(1, ceil(${need}::numeric / nullif((SELECT count(t) FROM tenants), 0)))::int) h
+      WHERE tenants.t IS NOT NULL
+      ORDER BY h.tenant, h.run_at, h.id`;
+    const started: TaskRecord[] = [];
+    let floor = Number.MAX_SAFE_INTEGER;
+    while (started.length < limit) {
+      const count = limit - started.length;
+      const { rows } = await this.txQuery<{ id: string; tenant: string; run_at: number; priority: number }>(tx, text, [...values, floor, count]);
+      if (rows.length === 0) break;
+      const byTenant = new Map<string, WaitingHead[]>();
+      for (const row of rows) {
+        const heads = byTenant.get(row.tenant) ?? [];
+        heads.push({ key: row.id, tenant: row.tenant, runAt: Number(row.run_at), id: row.id });
+        byTenant.set(row.tenant, heads);
+      }
+      const picked = roundRobin(byTenant.values(), count);
+      const kept = room ? room.take(picked, (h) => h.tenant) : picked;
+      // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
+      if (kept.length === 0) {
+        floor = Number(rows[0]!.priority);
+        continue;
+      }
+      const got = await this.startPicked(tx, kept.map((h) => h.id), worker, now);
+      // All held by another process's claim: the next claim looks again.
+      if (got.length === 0) break;
+      started.push(...got);
+    }
+    return started;
+  }
+
+  /** Starts the picked runs, in the order given, skipping rows another transaction holds. */
+  private async startPicked(tx: WriteTx, ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.txQuery<Row & { claimed_from: TaskState }>(
+      tx,
+      `WITH picked AS (SELECT id, state FROM taskyard_tasks WHERE id = ANY($3::text[]) AND state IN ('PENDING', 'RETRY')
+         ORDER BY id FOR UPDATE SKIP LOCKED)
+       UPDATE taskyard_tasks t SET state = 'STARTED', attempt = t.attempt + 1, worker = $2, started_at = $1, updated_at = $1,
+         progress = 0, progress_message = NULL
+       FROM picked WHERE t.id = picked.id AND t.state IN ('PENDING', 'RETRY')
+       RETURNING t.*, picked.state AS claimed_from`,
+      [now, worker, ids],
+    );
+    const order = new Map(ids.map((id, i) => [id, i]));
+    rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    return this.started(tx, rows, worker, now);
+  }
+
+  /**
+   * Room under a definition's limits. Claims and starts of a limited definition take a lock on
+   * its name for the rest of the transaction, so two processes never both see the same room.
+   */
+  private async limitRoom(tx: WriteTx, limits: RunLimits, names: readonly string[], now: number): Promise<LimitRoom> {
+    await this.txQuery(tx, 'SELECT pg_advisory_xact_lock($1, hashtext($2))', [LIMIT_LOCK_CLASS, [...names].sort().join('\u0000')]);
+    const running =
+      limits.tenantConcurrency === null
+        ? []
+        : (
+            await this.txQuery<{ tenant: string; n: number }>(
+              tx, `SELECT ${TENANT} AS tenant, count(*)::int AS n FROM taskyard_tasks WHERE state = 'STARTED' AND name = ANY($1::text[]) GROUP BY 1`, [names],
+            )
+          ).rows.map((r): [string, number] => [r.tenant, Number(r.n)]);
+    let recent = 0;
+    if (limits.rate) {
+      // Starts older than the window no longer count: the table keeps only the window.
+      const { rows } = await this.txQuery<{ n: number }>(
+        tx,
+        `WITH gone AS (DELETE FROM taskyard_starts WHERE name = ANY($1::text[]) AND at <= $2)
+         SELECT count(*)::int AS n FROM taskyard_starts WHERE name = ANY($1::text[]) AND at > $2`,
+        [names, now - limits.rate.windowMs],
+      );
+      recent = Number(rows[0]!.n);
+    }
+    return new LimitRoom(limits, running, recent);
+  }
+
+  /** Counts starts of a rate-limited definition in its window. */
+  private async recordStarts(tx: WriteTx, records: readonly TaskRecord[], now: number): Promise<void> {
+    if (records.length === 0) return;
+    await this.txQuery(tx, 'INSERT INTO taskyard_starts (name, at) SELECT unnest($1::text[]), $2', [records.map((r) => r.name), now]);
+  }
+
+  start(ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]> {
     if (ids.length === 0) return Promise.resolve([]);
-    return this.write({ kind: 'start', ids, worker, now });
+    return this.write({ kind: 'start', ids, worker, now, limits });
   }
 
   /**
@@ -671,7 +801,12 @@ export class PostgresStore implements TaskStore {
    * deadlock between two workers) and waited for, not skipped: a row held by another transaction
    * is decided once it commits.
    */
-  private async startRuns(tx: WriteTx, ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]> {
+  private async startRuns(tx: WriteTx, ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]> {
+    let rateLimited: Set<string> | null = null;
+    if (limits?.size) {
+      ({ ids, rateLimited } = await this.withinLimits(tx, ids, now, limits));
+      if (ids.length === 0) return [];
+    }
     const { rows } = await this.txQuery<Row & { claimed_from: TaskState }>(
       tx,
       `WITH picked AS (SELECT id, state FROM taskyard_tasks WHERE id = ANY($3::text[])
@@ -682,7 +817,33 @@ export class PostgresStore implements TaskStore {
        RETURNING t.*, picked.state AS claimed_from`,
       [now, worker, [...new Set(ids)]],
     );
-    return this.started(tx, rows, worker, now);
+    const started = this.started(tx, rows, worker, now);
+    if (rateLimited?.size) await this.recordStarts(tx, started.filter((r) => rateLimited.has(r.name)), now);
+    return started;
+  }
+
+  /** Of the runs to start, those their definitions' limits leave room for (names locked in order). */
+  private async withinLimits(tx: WriteTx, ids: readonly string[], now: number, limits: ReadonlyMap<string, RunLimits>) {
+    const { rows } = await this.txQuery<{ id: string; name: string; tenant: string }>(
+      tx,
+      `SELECT id, name, ${TENANT} AS tenant FROM taskyard_tasks WHERE id = ANY($1::text[]) AND state IN ('PENDING', 'RETRY') AND run_at <= $2 ORDER BY id`,
+      [[...new Set(ids)], now],
+    );
+    const kept: string[] = [];
+    const rateLimited = new Set<string>();
+    const names = [...new Set(rows.map((r) => r.name))].sort();
+    for (const name of names) {
+      const group = rows.filter((r) => r.name === name);
+      const own = limits.get(name);
+      if (!limited(own)) {
+        kept.push(...group.map((r) => r.id));
+        continue;
+      }
+      if (own.rate) rateLimited.add(name);
+      const room = await this.limitRoom(tx, own, [name], now);
+      kept.push(...room.take(group, (r) => r.tenant).map((r) => r.id));
+    }
+    return { ids: kept, rateLimited };
   }
 
   /** Bookkeeping for rows just moved to STARTED: counts and their `started` events. */
@@ -962,6 +1123,14 @@ export class PostgresStore implements TaskStore {
   async findStarted(worker?: string): Promise<TaskRecord[]> {
     const rows = await this.query<Row>(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED' AND ($1::text IS NULL OR worker = $1)`, [worker ?? null]);
     return rows.map(rowToRecord);
+  }
+
+  async backlog(tenantIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = await this.query<{ tenant_id: string; n: number }>(
+      `SELECT tenant_id, sum(count)::bigint AS n FROM taskyard_counts WHERE state IN ('PENDING', 'RETRY') AND tenant_id = ANY($1::text[]) GROUP BY tenant_id`,
+      [[...tenantIds]],
+    );
+    return new Map(rows.map((r) => [r.tenant_id, Number(r.n)]));
   }
 
   async nextRunAt(): Promise<number | null> {

@@ -10,6 +10,7 @@ import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-fil
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
+import { LimitRoom, limited, roundRobin, share, tenantKey, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -17,6 +18,7 @@ import type {
   LedgerStats,
   ListFilter,
   PruneRule,
+  RunLimits,
   ScheduleAdvance,
   ScheduleChange,
   ScheduleRow,
@@ -126,6 +128,23 @@ interface ClaimedRun {
   tenantId: string | null;
   /** The last event this store wrote for it. */
   lastSeq: number;
+}
+
+/** The tenant a waiting run takes turns as, written as the fair index has it. */
+const TENANT = `coalesce(tenant_id, '${NO_TENANT}')`;
+
+/** The tenant key of a row read as ROW_COLUMNS. */
+const tupleTenant = (t: unknown[]): string => tenantKey(t[7] as string | null);
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 /** More claimed runs than this and the cache is dropped (it is only a shortcut). */
@@ -505,18 +524,114 @@ export class SqliteStore implements TaskStore {
       filter('queue', 'NOT IN', options.excludeQueues);
       filter('name', 'NOT IN', options.excludeNames);
       filter('engine', 'IN', options.engines);
-      // Whole rows as arrays, then a plain UPDATE each: far cheaper than UPDATE ... RETURNING *.
-      const candidates = this.cached(
-        `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
-         WHERE ${where.join(' AND ')} ORDER BY priority DESC, run_at, id LIMIT ?`,
-      )
-        .raw()
-        .all(...values, options.limit) as unknown[][];
-      return this.startRows(candidates, options.worker, options.now);
+      const room = limited(options.limits) ? this.limitRoom(options.limits, options.names ?? [], options.now) : null;
+      const limit = Math.min(options.limit, room?.total ?? Infinity);
+      if (limit <= 0) return [];
+      const full = room?.full() ?? [];
+      if (full.length > 0) {
+        // One statement shape however many tenants are full, so it is parsed once.
+        where.push(`${TENANT} NOT IN (SELECT value FROM json_each(?))`);
+        values.push(JSON.stringify(full));
+      }
+      const started = options.fair
+        ? this.claimFair(where.join(' AND '), values, limit, room, options.worker, options.now)
+        : this.claimInOrder(where.join(' AND '), values, limit, room, options.worker, options.now);
+      if (options.limits?.rate) this.recordStarts(started, options.now);
+      return started;
     });
   }
 
-  start(ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]> {
+  /** Due runs in strict priority, run_at, id order. */
+  private claimInOrder(where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): TaskRecord[] {
+    // Whole rows as arrays, then a plain UPDATE each: far cheaper than UPDATE ... RETURNING *.
+    const candidates = this.cached(
+      `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
+       WHERE ${where} ORDER BY priority DESC, run_at, id LIMIT ?`,
+    )
+      .raw()
+      .all(...values, limit) as unknown[][];
+    return this.startRows(room ? room.take(candidates, tupleTenant) : candidates, worker, now);
+  }
+
+  /**
+   * Due runs round-robin across tenants, highest priority first: at the top priority that has a
+   * due run, the tenants waiting there are found by skipping through the fair index (one seek
+   * each), each gives its oldest due runs, and every tenant's first goes before any tenant's
+   * second. A level is taken again until it is empty or the claim is full, then the next one.
+   */
+  private claimFair(where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): TaskRecord[] {
+    const top = this.cached(
+      `SELECT priority FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting WHERE ${where} AND priority < ?
+       ORDER BY priority DESC, run_at, id LIMIT 1`,
+    ).pluck();
+    const heads = this.cached(
+      `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_fair
+       WHERE ${where} AND priority = ? AND ${TENANT} = ? ORDER BY priority DESC, ${TENANT}, run_at, id LIMIT ?`,
+    ).raw();
+    const started: TaskRecord[] = [];
+    let below = Number.MAX_SAFE_INTEGER;
+    while (started.length < limit) {
+      const priority = top.get(...values, below) as number | undefined;
+      if (priority === undefined) break;
+      const need = limit - started.length;
+      const tenants = this.waitingTenants(priority).filter((t) => !room || room.forTenant(t) > 0);
+      const each = share(need, tenants.length);
+      const byTenant: Array<Array<WaitingHead & { key: unknown[] }>> = [];
+      for (const tenant of tenants) {
+        const rows = heads.all(...values, priority, tenant, Math.min(each, room?.forTenant(tenant) ?? each)) as unknown[][];
+        byTenant.push(rows.map((key) => ({ key, tenant, runAt: key[21] as number, id: key[0] as string })));
+      }
+      const picked = roundRobin(byTenant, need);
+      const kept = room ? room.take(picked, (h) => h.tenant) : picked;
+      // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
+      if (kept.length === 0) below = priority;
+      started.push(...this.startRows(kept.map((h) => h.key), worker, now));
+    }
+    return started;
+  }
+
+  /** Tenants with a waiting run at `priority`: a skip scan of the fair index, one seek per tenant. */
+  private waitingTenants(priority: number): string[] {
+    const first = this.cached(
+      `SELECT ${TENANT} FROM taskyard_tasks INDEXED BY taskyard_tasks_fair WHERE state IN ('PENDING', 'RETRY') AND priority = ?
+       ORDER BY priority DESC, ${TENANT} LIMIT 1`,
+    ).pluck();
+    const next = this.cached(
+      `SELECT ${TENANT} FROM taskyard_tasks INDEXED BY taskyard_tasks_fair WHERE state IN ('PENDING', 'RETRY') AND priority = ?
+       AND ${TENANT} > ? ORDER BY priority DESC, ${TENANT} LIMIT 1`,
+    ).pluck();
+    const tenants: string[] = [];
+    for (let tenant = first.get(priority) as string | undefined; tenant !== undefined; tenant = next.get(priority, tenant) as string | undefined) {
+      tenants.push(tenant);
+    }
+    return tenants;
+  }
+
+  /** Room under a definition's limits, read in the claiming transaction (writes are serialized). */
+  private limitRoom(limits: RunLimits, names: readonly string[], now: number): LimitRoom {
+    const list = JSON.stringify(names);
+    const running =
+      limits.tenantConcurrency === null
+        ? []
+        : (this.cached(`SELECT ${TENANT}, count(*) FROM taskyard_tasks INDEXED BY taskyard_tasks_state
+            WHERE state = 'STARTED' AND name IN (SELECT value FROM json_each(?)) GROUP BY 1`).raw().all(list) as Array<[string, number]>);
+    let recent = 0;
+    if (limits.rate) {
+      const since = now - limits.rate.windowMs;
+      // Starts older than the window no longer count: the table keeps only the window.
+      this.cached('DELETE FROM taskyard_starts WHERE name IN (SELECT value FROM json_each(?)) AND at <= ?').run(list, since);
+      recent = this.cached('SELECT count(*) FROM taskyard_starts WHERE name IN (SELECT value FROM json_each(?)) AND at > ?').pluck().get(list, since) as number;
+    }
+    return new LimitRoom(limits, running, recent);
+  }
+
+  /** Counts starts of a rate-limited definition in its window. */
+  private recordStarts(records: readonly TaskRecord[], now: number): void {
+    const insert = this.cached('INSERT INTO taskyard_starts (name, at) VALUES (?, ?)');
+    for (const record of records) insert.run(record.name, now);
+  }
+
+  start(ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]> {
     if (ids.length === 0) return Promise.resolve([]);
     return this.write(() => {
       const candidates = this.cached(
@@ -525,7 +640,19 @@ export class SqliteStore implements TaskStore {
       )
         .raw()
         .all(...ids, now) as unknown[][];
-      return this.startRows(candidates, worker, now);
+      if (!limits?.size) return this.startRows(candidates, worker, now);
+      const started: TaskRecord[] = [];
+      for (const [name, group] of groupBy(candidates, (t) => t[1] as string)) {
+        const own = limits.get(name);
+        if (!limited(own)) {
+          started.push(...this.startRows(group, worker, now));
+          continue;
+        }
+        const runs = this.startRows(this.limitRoom(own, [name], now).take(group, tupleTenant), worker, now);
+        if (own.rate) this.recordStarts(runs, now);
+        started.push(...runs);
+      }
+      return started;
     });
   }
 
@@ -754,6 +881,12 @@ export class SqliteStore implements TaskStore {
   async findStarted(worker?: string): Promise<TaskRecord[]> {
     const rows = this.stmts.started.all() as Row[];
     return rows.filter((r) => worker === undefined || r.worker === worker).map(rowToRecord);
+  }
+
+  async backlog(tenantIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = this.cached(`SELECT tenant_id, sum(count) FROM taskyard_counts WHERE state IN ('PENDING', 'RETRY')
+      AND tenant_id IN (SELECT value FROM json_each(?)) GROUP BY tenant_id`).raw().all(JSON.stringify(tenantIds)) as Array<[string, number]>;
+    return new Map(rows.map(([tenant, count]) => [tenant, Number(count)]));
   }
 
   async nextRunAt(): Promise<number | null> {

@@ -69,6 +69,25 @@ export interface ClaimOptions {
   excludeNames?: string[];
   /** Only runs recorded for these engines (a hybrid's local half leaves its workers' runs alone). */
   engines?: string[];
+  /**
+   * Round-robin across tenants: within the top priority, every tenant's first due run before any
+   * tenant's second (runs without a tenant take turns as one tenant). Otherwise strict
+   * priority, run_at, id order.
+   */
+  fair?: boolean;
+  /** Limits of the one definition this claim is for (`names` holds its name alone). */
+  limits?: RunLimits;
+}
+
+/**
+ * A definition's ledger-wide limits, checked inside the transaction that starts runs, so they
+ * hold across every process sharing the ledger.
+ */
+export interface RunLimits {
+  /** Most STARTED runs per tenant (tenant-less runs are not limited). */
+  tenantConcurrency: number | null;
+  /** Most starts per sliding window of `windowMs`. */
+  rate: { max: number; windowMs: number } | null;
 }
 
 /** Whether runs belong to a tenant: a label of bounded cardinality, unlike the tenant id. */
@@ -194,12 +213,15 @@ export interface TaskStore {
   /**
    * Starts these runs for `worker` if each is still waiting and due (PENDING or RETRY, `runAt` at
    * or before `now`): a compare-and-set, so a run is started once however many deliveries of it
-   * arrive, and a revoked or finished run never starts. Returns the runs it started. Used by
-   * engines that deliver runs themselves (BullMQ).
+   * arrive, and a revoked or finished run never starts. A run whose definition (by name) has
+   * `limits` that are full stays waiting. Returns the runs it started. Used by engines that
+   * deliver runs themselves (BullMQ).
    */
-  start(ids: readonly string[], worker: string, now: number): Promise<TaskRecord[]>;
+  start(ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]>;
   /** Runs left STARTED by a process that is gone. */
   findStarted(worker?: string): Promise<TaskRecord[]>;
+  /** Waiting (PENDING or RETRY) runs of each of these tenants, from the ledger's counts. */
+  backlog(tenantIds: readonly string[]): Promise<Map<string, number>>;
   /** Earliest `runAt` of a waiting run, to know when to wake up. */
   nextRunAt(): Promise<number | null>;
   events(query: EventQuery, scope: TenantScope): Promise<TaskEvent[]>;

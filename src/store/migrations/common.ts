@@ -52,3 +52,29 @@ export const controlMigration: Migration = {
       .execute();
   },
 };
+
+/**
+ * Fairness and limits, written once for both dialects:
+ * - `taskyard_tasks_fair`: waiting runs by priority, then tenant, then run_at and id. A fair claim
+ *   walks it to find the tenants waiting at a priority (one seek per tenant) and each tenant's
+ *   oldest due runs, without reading the other tenants' runs.
+ * - `taskyard_starts`: one row per start of a definition that has a rate limit, kept for its
+ *   window only, so counting the starts in a window reads at most `max` rows.
+ */
+export const fairMigration: Migration = {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createIndex('taskyard_tasks_fair')
+      .on('taskyard_tasks')
+      .expression(sql`priority desc, coalesce(tenant_id, ${sql.lit(NO_TENANT)}), run_at, id`)
+      .where(sql.ref('state'), 'in', ['PENDING', 'RETRY'])
+      .execute();
+    await db.schema
+      .createTable('taskyard_starts')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('taskyard_starts_name_at').on('taskyard_starts').columns(['name', 'at']).execute();
+  },
+};
