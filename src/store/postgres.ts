@@ -13,7 +13,7 @@ import { inScope, json, mayApply, rowToEvent, rowToPause, rowToRecord, type Even
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
-import { LimitRoom, limited, roundRobin, type WaitingHead } from './fair.js';
+import { LimitRoom, limited, roundRobin, tenantKey, Turns, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -282,6 +282,8 @@ export class PostgresStore implements TaskStore {
   private readonly connectionString: string;
   private readonly listeners = new Set<pg.Client>();
   private readonly statementNames = new Map<string, string>();
+  /** Which tenant's turn it is in fair claims. */
+  private readonly turns = new Turns();
 
   constructor(options: PostgresStoreOptions) {
     const poolSize = options.poolSize ?? 10;
@@ -724,7 +726,7 @@ export class PostgresStore implements TaskStore {
         heads.push({ key: row.id, tenant: row.tenant, runAt: Number(row.run_at), id: row.id });
         byTenant.set(row.tenant, heads);
       }
-      const picked = roundRobin(byTenant.values(), count);
+      const picked = roundRobin(byTenant.values(), count, this.turns);
       const kept = room ? room.take(picked, (h) => h.tenant) : picked;
       // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
       if (kept.length === 0) {
@@ -734,6 +736,7 @@ export class PostgresStore implements TaskStore {
       const got = await this.startPicked(tx, kept.map((h) => h.id), worker, now);
       // All held by another process's claim: the next claim looks again.
       if (got.length === 0) break;
+      this.turns.served(got.map((r) => tenantKey(r.tenantId)));
       started.push(...got);
     }
     return started;

@@ -10,7 +10,7 @@ import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-fil
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
-import { LimitRoom, limited, roundRobin, share, tenantKey, type WaitingHead } from './fair.js';
+import { LimitRoom, limited, roundRobin, share, tenantKey, Turns, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -180,6 +180,8 @@ export class SqliteStore implements TaskStore {
   private countDeltas = new Map<string, number>();
   /** Runs this store claimed and has not seen leave STARTED, by id. */
   private claimed = new Map<string, ClaimedRun>();
+  /** Which tenant's turn it is in fair claims. */
+  private readonly turns = new Turns();
   /** Count deltas of the op being run, kept apart so a failed op leaves no trace. */
   private opDeltas: Array<[string, number]> = [];
   private closed = false;
@@ -581,11 +583,12 @@ export class SqliteStore implements TaskStore {
         const rows = heads.all(...values, priority, tenant, Math.min(each, room?.forTenant(tenant) ?? each)) as unknown[][];
         byTenant.push(rows.map((key) => ({ key, tenant, runAt: key[21] as number, id: key[0] as string })));
       }
-      const picked = roundRobin(byTenant, need);
+      const picked = roundRobin(byTenant, need, this.turns);
       const kept = room ? room.take(picked, (h) => h.tenant) : picked;
       // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
       if (kept.length === 0) below = priority;
       started.push(...this.startRows(kept.map((h) => h.key), worker, now));
+      this.turns.served(kept.map((h) => h.tenant));
     }
     return started;
   }

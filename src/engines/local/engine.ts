@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import type { AnyTaskDefinition } from '../../core/definition.js';
 import type { TaskEvent } from '../../core/events.js';
 import type { TaskRecord } from '../../core/record.js';
-import type { ClaimOptions } from '../../store/types.js';
+import type { ClaimOptions, RunLimits } from '../../store/types.js';
+import { runLimitsOf } from '../limits.js';
 import { PauseWatch } from '../pauses.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
@@ -20,6 +21,11 @@ export interface LocalEngineOptions {
    * runs and leaves the rest to its workers). All runs when absent.
    */
   engines?: string[];
+  /**
+   * Round-robin across tenants within a priority (default): one tenant launching thousands of
+   * runs does not hold back the others. False claims in strict priority, run_at, id order.
+   */
+  fair?: boolean;
 }
 
 /**
@@ -35,6 +41,7 @@ export class LocalEngine implements Engine {
   private readonly pollIntervalMs: number;
   private workerName: string;
   private readonly engines: string[] | undefined;
+  private readonly fair: boolean;
   /** The registry's task names, read once: the registry does not change after start. */
   private knownNames: string[] | null = null;
   /** Runs what this engine claims: context, timers, cancel, outcomes (shared with other engines). */
@@ -56,6 +63,7 @@ export class LocalEngine implements Engine {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.workerName = options.workerName ?? '';
     this.engines = options.engines;
+    this.fair = options.fair ?? true;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new Error('concurrency must be an integer >= 1');
   }
 
@@ -144,17 +152,18 @@ export class LocalEngine implements Engine {
     // Only task types this process knows: with several processes sharing the ledger, a run of a
     // type registered elsewhere (e.g. webhook deliveries, configured in one process) waits for it.
     const known = (this.knownNames ??= this.ctx.registry.all().map((d) => d.name));
-    const take = async (room: number, filter: Pick<ClaimOptions, 'queues' | 'names' | 'excludeQueues' | 'excludeNames'>) => {
+    const take = async (room: number, filter: Pick<ClaimOptions, 'queues' | 'names' | 'excludeQueues' | 'excludeNames'>, limits?: RunLimits) => {
       if (room <= 0 || free <= 0) return [];
       const unpaused = this.unpaused({ names: known, ...filter });
       if (!unpaused) return [];
-      const got = await this.ctx.store.claim({ limit: Math.min(room, free), now, worker: this.workerName, engines: this.engines, ...unpaused });
+      const got = await this.ctx.store.claim({ limit: Math.min(room, free), now, worker: this.workerName, engines: this.engines, fair: this.fair, limits, ...unpaused });
       claimed.push(...got);
       free -= got.length;
       return got;
     };
     const limitedQueues = Object.keys(this.queueLimits);
-    const limitedDefinitions = this.ctx.registry.all().filter((d) => d.concurrency !== null);
+    // Definitions with a limit of their own are claimed apart, one claim each.
+    const limitedDefinitions = this.ctx.registry.all().filter((d) => d.concurrency !== null || runLimitsOf(d) !== undefined);
     if (limitedQueues.length === 0 && limitedDefinitions.length === 0) {
       await take(free, {});
       return claimed;
@@ -170,15 +179,16 @@ export class LocalEngine implements Engine {
     };
     count(this.supervisor.records());
     const queueRoom = (queue: string) => this.queueLimits[queue]! - (byQueue.get(queue) ?? 0);
-    const nameRoom = (d: AnyTaskDefinition) => d.concurrency! - (byName.get(d.name) ?? 0);
+    const nameRoom = (d: AnyTaskDefinition) => (d.concurrency ?? Infinity) - (byName.get(d.name) ?? 0);
     const limitedNames = limitedDefinitions.map((d) => d.name);
     for (const queue of limitedQueues) count(await take(queueRoom(queue), { queues: [queue], excludeNames: limitedNames }));
     // A definition with its own limit in a limited queue: both limits hold, the tighter wins.
     for (const definition of limitedDefinitions) {
+      const limits = runLimitsOf(definition);
       for (const queue of limitedQueues) {
-        count(await take(Math.min(nameRoom(definition), queueRoom(queue)), { names: [definition.name], queues: [queue] }));
+        count(await take(Math.min(nameRoom(definition), queueRoom(queue)), { names: [definition.name], queues: [queue] }, limits));
       }
-      count(await take(nameRoom(definition), { names: [definition.name], excludeQueues: limitedQueues }));
+      count(await take(nameRoom(definition), { names: [definition.name], excludeQueues: limitedQueues }, limits));
     }
     await take(free, { excludeQueues: limitedQueues, excludeNames: limitedNames });
     return claimed;
