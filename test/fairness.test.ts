@@ -13,6 +13,7 @@ import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { TaskStore } from '../src/store/types.js';
 import type { Taskyard } from '../src/taskyard.js';
+import { startCluster } from './bullmq-cluster.js';
 import { dropSchema, eventually, freshSchema, startYard, tempDir, TEST_DATABASE_URL } from './helpers.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -189,4 +190,74 @@ describe('bad limits are refused when the task is defined', () => {
     expect(ok.tenantConcurrency).toBe(2);
     expect(ok.rateLimit).toEqual({ max: 10, durationMs: 60_000 });
   });
+});
+
+describe('on BullMQ (real Redis, PostgreSQL ledger)', () => {
+  /**
+   * Tenant A launches `count` syncs, then B launches 10, all dispatched before a worker (4 slots)
+   * starts; the start order is read from the ledger's event log.
+   */
+  async function flood(fair: boolean, count: number): Promise<{ bFirst: number; bLast: number }> {
+    const sync = defineTask({ name: 'fair.bull', params: company, retry: false, run: () => null });
+    const cluster = await startCluster({ tasks: [sync], workers: 0, apiEngine: { fair } });
+    cleanups.push(() => cluster.close());
+    await cluster.api.submitMany(Array.from({ length: count }, () => ({ name: 'fair.bull', params: { company_id: 'A' } })));
+    const bIds = await cluster.api.submitMany(Array.from({ length: 10 }, () => ({ name: 'fair.bull', params: { company_id: 'B' } })));
+    const worker = await cluster.addWorker({ concurrency: 4 });
+    for (const id of bIds) expect((await worker.waitFor(id, 60_000)).state).toBe('SUCCESS');
+    const starts = (await cluster.api.store.events({ afterSeq: 0, limit: 100_000 }, '*')).filter((e) => e.type === 'started');
+    const positions = starts.map((e, i) => (e.tenantId === 'B' ? i : -1)).filter((i) => i >= 0);
+    expect(positions).toHaveLength(10);
+    return { bFirst: positions[0]!, bLast: positions.at(-1)! };
+  }
+
+  it('fair dispatch: B\'s 10 runs start within a bounded number of starts while A floods 1,000', async () => {
+    const { bFirst, bLast } = await flood(true, 1000);
+    console.log(`bullmq fair: B's runs started at positions ${bFirst} to ${bLast}`);
+    // Each run is placed behind its tenant's backlog: B's n-th run goes with A's n-th.
+    expect(bLast).toBeLessThanOrEqual(10 * 2 + 8);
+  }, 90_000);
+
+  it('without fair dispatch, B waits behind A\'s backlog', async () => {
+    const { bFirst } = await flood(false, 300);
+    console.log(`bullmq unfair: B's first run started at position ${bFirst}`);
+    expect(bFirst).toBeGreaterThan(250);
+  }, 90_000);
+
+  it('tenantConcurrency holds across two workers; a held-back run goes back to Redis and runs later', async () => {
+    let running = 0;
+    let peak = 0;
+    const work = defineTask({
+      name: 'fair.bull.limited',
+      params: company,
+      tenantConcurrency: 2,
+      retry: false,
+      run: async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(50);
+        running--;
+      },
+    });
+    const cluster = await startCluster({ tasks: [work], workers: 2, concurrency: 4 });
+    cleanups.push(() => cluster.close());
+    const ids = await cluster.api.submitMany(Array.from({ length: 10 }, () => ({ name: 'fair.bull.limited', params: { company_id: 'X' } })));
+    for (const id of ids) expect((await cluster.api.waitFor(id, 30_000)).state).toBe('SUCCESS');
+    expect(peak).toBe(2);
+  }, 60_000);
+
+  it('rateLimit: starts never exceed max in any window, across two workers', async () => {
+    const rated = defineTask({ name: 'fair.bull.rated', params: company, rateLimit: { max: 3, duration: '300ms' }, retry: false, run: () => null });
+    const cluster = await startCluster({ tasks: [rated], workers: 2, concurrency: 4 });
+    cleanups.push(() => cluster.close());
+    const ids = await cluster.api.submitMany(Array.from({ length: 9 }, (_, i) => ({ name: 'fair.bull.rated', params: { company_id: `c${i}` } })));
+    const starts: number[] = [];
+    for (const id of ids) {
+      const record = await cluster.api.waitFor(id, 30_000);
+      expect(record.state).toBe('SUCCESS');
+      starts.push(record.startedAt!);
+    }
+    starts.sort((a, b) => a - b);
+    for (const start of starts) expect(starts.filter((s) => s > start - 300 && s <= start).length).toBeLessThanOrEqual(3);
+    expect(starts.at(-1)! - starts[0]!).toBeGreaterThanOrEqual(2 * 300);
+  }, 60_000);
 });

@@ -710,7 +710,7 @@ export class PostgresStore implements TaskStore {
       SELECT h.id, h.tenant, h.run_at, h.priority FROM tenants CROSS JOIN LATERAL (
         SELECT id, ${TENANT} AS tenant, run_at, priority FROM taskyard_tasks
         WHERE ${where} AND priority = (SELECT priority FROM top) AND ${TENANT} = tenants.t
-        ORDER BY priority DESC, ${TENANT}, run_at, id
+        ORDER BY run_at, id
         LIMIT greatest(1, ceil(${need}::numeric / nullif((SELECT count(t) FROM tenants), 0)))::int) h
       WHERE tenants.t IS NOT NULL
       ORDER BY h.tenant, h.run_at, h.id`;

@@ -568,7 +568,7 @@ export class SqliteStore implements TaskStore {
     ).pluck();
     const heads = this.cached(
       `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_fair
-       WHERE ${where} AND priority = ? AND ${TENANT} = ? ORDER BY priority DESC, ${TENANT}, run_at, id LIMIT ?`,
+       WHERE ${where} AND priority = ? AND ${TENANT} = ? ORDER BY run_at, id LIMIT ?`, // priority and tenant are fixed: the index is in this order
     ).raw();
     const started: TaskRecord[] = [];
     let below = Number.MAX_SAFE_INTEGER;

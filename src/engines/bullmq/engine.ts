@@ -10,6 +10,8 @@ import type { MaintenanceService } from '../../maintenance/service.js';
 import { PauseWatch } from '../pauses.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
+import { runLimitsByName } from '../limits.js';
+import { BullFairness } from './fairness.js';
 import { jobIdOf, jobOf, runningJobIdOf, taskIdOfJob, type JobData } from './jobs.js';
 import { closeConnections, describeRedisUrl, loadBullmq, openConnections, type RedisConnections } from './redis.js';
 
@@ -29,6 +31,8 @@ export interface BullMQEngineOptions {
   connectTimeoutMs?: number;
   /** The leader's sweeper, which re-dispatches waiting runs that never reached Redis. */
   sweeper?: Partial<SweeperOptions>;
+  /** Dispatch each run behind its tenant's backlog (see fairness.ts). Default true. */
+  fair?: boolean;
 }
 
 const NAME = 'bullmq';
@@ -60,6 +64,9 @@ export class BullMQEngine implements Engine, Broker {
   private readonly workerConcurrency: number;
   private readonly connectTimeoutMs: number;
   private readonly sweeperOptions: Partial<SweeperOptions>;
+  private readonly fair: boolean;
+  /** Fair dispatch and the definitions' limits (set at start). */
+  private fairness: BullFairness | null = null;
   private ctx: EngineContext | null = null;
   private connections: RedisConnections | null = null;
   private connecting: Promise<void> | null = null;
@@ -90,6 +97,7 @@ export class BullMQEngine implements Engine, Broker {
     if (!Number.isInteger(this.workerConcurrency) || this.workerConcurrency < 1) throw new Error('concurrency must be an integer >= 1');
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.sweeperOptions = options.sweeper ?? {};
+    this.fair = options.fair ?? true;
   }
 
   /** Runs at once in this process: none unless it is a worker. */
@@ -106,6 +114,7 @@ export class BullMQEngine implements Engine, Broker {
     this.ctx = context;
     this.startedAt = Date.now();
     this.workerName = context.workerId ?? `${NAME}@${hostname()}:${process.pid}`;
+    this.fairness = new BullFairness(context.store, context.logger, runLimitsByName(context.registry.all()));
     await this.connect();
     if (!this.isWorker) return;
     const { bullmq } = await loadBullmq();
@@ -178,7 +187,8 @@ export class BullMQEngine implements Engine, Broker {
   async dispatch(records: TaskRecord[]): Promise<void> {
     await this.connect();
     const now = Date.now();
-    await this.queue!.addBulk(records.map((record) => jobOf(record, now)));
+    const jobs = this.fair && this.fairness ? await this.fairness.jobsOf(records, now) : records.map((record) => jobOf(record, now));
+    await this.queue!.addBulk(jobs);
   }
 
   async missing(records: TaskRecord[]): Promise<TaskRecord[]> {
@@ -246,11 +256,12 @@ export class BullMQEngine implements Engine, Broker {
     }
     const record = await this.startRun(id);
     if (!record) {
-      // Not startable. Still waiting but not yet due (the job came early, e.g. clocks apart): wait
-      // in Redis until it is. Otherwise it was revoked, finished, or runs elsewhere: drop the job.
-      const current = await this.ctx!.store.get(id, '*');
-      if (current && (current.state === 'PENDING' || current.state === 'RETRY') && current.runAt > Date.now() && token) {
-        await job.moveToDelayed(current.runAt, token);
+      // Not startable. Still waiting but not yet due (the job came early, e.g. clocks apart) or
+      // held back by its definition's limits: wait in Redis until it may start. Otherwise it was
+      // revoked, finished, or runs elsewhere: drop the job.
+      const retryAt = this.fairness!.retryAt(await this.ctx!.store.get(id, '*'), Date.now());
+      if (retryAt !== null && token) {
+        await job.moveToDelayed(retryAt, token);
         throw new this.DelayedError!();
       }
       return;
@@ -308,7 +319,8 @@ export class BullMQEngine implements Engine, Broker {
     if (batch.length === 0) return;
     this.startInFlight = true;
     try {
-      const started = new Map((await this.ctx!.store.start(batch.map((s) => s.id), this.workerName, Date.now())).map((r) => [r.id, r]));
+      const ids = batch.map((s) => s.id);
+      const started = new Map((await this.ctx!.store.start(ids, this.workerName, Date.now(), this.fairness?.limits)).map((r) => [r.id, r]));
       for (const { id, resolve } of batch) {
         const record = started.get(id) ?? null;
         started.delete(id); // a second job for the same run in this batch gets nothing
