@@ -19,40 +19,18 @@ export interface WaitingHead {
 export const tenantKey = (tenantId: string | null): string => tenantId ?? NO_TENANT;
 
 /**
- * Whose turn it is: when each tenant was last served by this store's claims. A claim of one slot
- * must still take turns, so ties between tenants' first runs go to the tenant served least
- * recently, not to the oldest run (which would be the flooding tenant's every time). Kept per
- * process: each process sharing a ledger takes turns on its own.
+ * Round-robin over the tenants' heads, given in turn order (the tenants after the last one
+ * served first, wrapping around) and each tenant's in its own order: every tenant's first run,
+ * then every tenant's second, and so on; at most `count` of them.
  */
-export class Turns {
-  private readonly last = new Map<string, number>();
-  private clock = 0;
-
-  of(tenant: string): number {
-    return this.last.get(tenant) ?? 0;
-  }
-
-  served(tenants: Iterable<string>): void {
-    // Forgetting everyone now and then bounds the memory; it costs one round of turns.
-    if (this.last.size > 100_000) this.last.clear();
-    for (const tenant of tenants) {
-      this.last.delete(tenant); // re-inserted last: the map stays in serving order
-      this.last.set(tenant, ++this.clock);
-    }
-  }
-}
-
-/**
- * Round-robin over the tenants' heads (each tenant's list in its own order): every tenant's
- * first run, the tenant served least recently first, then every tenant's second, and so on; at
- * most `count` of them.
- */
-export function roundRobin<H extends WaitingHead>(byTenant: Iterable<H[]>, count: number, turns: Turns): H[] {
+export function roundRobin<H extends WaitingHead>(byTenant: Iterable<H[]>, count: number): H[] {
   const ranked: Array<{ head: H; rank: number; turn: number }> = [];
-  for (const heads of byTenant) heads.forEach((head, i) => ranked.push({ head, rank: i, turn: turns.of(head.tenant) }));
-  ranked.sort(
-    (a, b) => a.rank - b.rank || a.turn - b.turn || a.head.runAt - b.head.runAt || (a.head.id < b.head.id ? -1 : a.head.id > b.head.id ? 1 : 0),
-  );
+  let turn = 0;
+  for (const heads of byTenant) {
+    heads.forEach((head, rank) => ranked.push({ head, rank, turn }));
+    turn++;
+  }
+  ranked.sort((a, b) => a.rank - b.rank || a.turn - b.turn);
   return ranked.slice(0, count).map((r) => r.head);
 }
 

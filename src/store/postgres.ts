@@ -13,7 +13,7 @@ import { inScope, json, mayApply, rowToEvent, rowToPause, rowToRecord, type Even
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
-import { LimitRoom, limited, roundRobin, tenantKey, Turns, type WaitingHead } from './fair.js';
+import { LimitRoom, limited, roundRobin, tenantKey, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -282,8 +282,11 @@ export class PostgresStore implements TaskStore {
   private readonly connectionString: string;
   private readonly listeners = new Set<pg.Client>();
   private readonly statementNames = new Map<string, string>();
-  /** Which tenant's turn it is in fair claims. */
-  private readonly turns = new Turns();
+  /**
+   * The tenant fair claims served last: the next claim starts after it. Kept per process; each
+   * process sharing the ledger takes turns on its own.
+   */
+  private lastServed: string | null = null;
 
   constructor(options: PostgresStoreOptions) {
     const poolSize = options.poolSize ?? 10;
@@ -690,53 +693,67 @@ export class PostgresStore implements TaskStore {
   }
 
   /**
-   * Due runs round-robin across tenants, highest priority first (see the SQLite store): one
-   * statement per round finds the top priority with a due run, the tenants waiting there (a skip
-   * scan of the fair index, one probe each) and each tenant's oldest due runs, its share of the
-   * slots; they are taken every tenant's first before any tenant's second.
+   * Due runs round-robin across tenants, highest priority first (as in the SQLite store). One
+   * statement per round: the top priority with a due run; the tenants waiting there, walked in
+   * turn through the fair index (one probe each) from after the tenant served last, wrapping
+   * around, `need` of them at most; and each one's oldest due runs, one each,
+   * or its share of the slots when there are fewer tenants than slots.
    */
   private async claimFair(tx: WriteTx, where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): Promise<TaskRecord[]> {
-    const below = `$${values.length + 1}::bigint`;
-    const need = `$${values.length + 2}::int`;
-    const text = `WITH RECURSIVE top AS (
+    const n = values.length;
+    const [below, need, after] = [`$${n + 1}::bigint`, `$${n + 2}::int`, `$${n + 3}::text`];
+    const waitingAt = `state IN ('PENDING', 'RETRY') AND priority = (SELECT priority FROM top)`;
+    const next = (condition: string) => `(SELECT ${TENANT} FROM taskyard_tasks WHERE ${waitingAt} AND ${condition} ORDER BY priority DESC, ${TENANT} LIMIT 1)`;
+    const text = (fromStart: boolean) => `WITH RECURSIVE top AS (
         SELECT priority FROM taskyard_tasks WHERE ${where} AND priority < ${below} ORDER BY priority DESC, run_at, id LIMIT 1),
-      tenants(t) AS (
-        (SELECT ${TENANT} FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY') AND priority = (SELECT priority FROM top)
-          ORDER BY priority DESC, ${TENANT} LIMIT 1)
-        UNION ALL
-        SELECT (SELECT ${TENANT} FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY') AND priority = (SELECT priority FROM top)
-          AND ${TENANT} > tenants.t ORDER BY priority DESC, ${TENANT} LIMIT 1)
-        FROM tenants WHERE tenants.t IS NOT NULL)
-      SELECT h.id, h.tenant, h.run_at, h.priority FROM tenants CROSS JOIN LATERAL (
-        SELECT id, ${TENANT} AS tenant, run_at, priority FROM taskyard_tasks
+      later(t, pos) AS (
+        SELECT ${next(`${TENANT} ${fromStart ? '>=' : '>'} ${after}`)}, 1
+        UNION ALL SELECT ${next(`${TENANT} > later.t`)}, pos + 1 FROM later WHERE later.t IS NOT NULL AND pos < ${need}),
+      earlier(t, pos) AS (
+        SELECT ${next(`${TENANT} <= ${after}`)}, ${need} + 1 WHERE ${!fromStart}
+        UNION ALL SELECT ${next(`${TENANT} > earlier.t AND ${TENANT} <= ${after}`)}, pos + 1 FROM earlier
+          WHERE earlier.t IS NOT NULL AND pos < 2 * ${need}),
+      tenants AS (SELECT t, pos FROM later WHERE t IS NOT NULL UNION ALL SELECT t, pos FROM earlier WHERE t IS NOT NULL
+        ORDER BY pos LIMIT ${need}),
+      walk AS (SELECT count(*) AS visited, (SELECT t FROM tenants ORDER BY pos DESC LIMIT 1) AS last FROM tenants)
+      SELECT walk.visited, walk.last, h.id, h.tenant, h.run_at, h.pos, (SELECT priority FROM top) AS priority FROM walk
+      LEFT JOIN (SELECT tenants.pos, heads.* FROM tenants CROSS JOIN LATERAL (
+        SELECT id, ${TENANT} AS tenant, run_at FROM taskyard_tasks
         WHERE ${where} AND priority = (SELECT priority FROM top) AND ${TENANT} = tenants.t
         ORDER BY run_at, id
-        LIMIT greatest(1, ceil(${need}::numeric / nullif((SELECT count(t) FROM tenants), 0)))::int) h
-      WHERE tenants.t IS NOT NULL
-      ORDER BY h.tenant, h.run_at, h.id`;
+        LIMIT greatest(1, ceil(${need}::numeric / nullif((SELECT count(*) FROM tenants), 0)))::int) heads) h ON true
+      ORDER BY h.pos, h.run_at, h.id`;
+    type Found = { visited: number; last: string | null; id: string | null; tenant: string; run_at: number; priority: number | null };
     const started: TaskRecord[] = [];
     let floor = Number.MAX_SAFE_INTEGER;
+    // Walks past tenants with nothing to start, at most a few per claim (they cost a statement each).
+    let walks = 0;
     while (started.length < limit) {
       const count = limit - started.length;
-      const { rows } = await this.txQuery<{ id: string; tenant: string; run_at: number; priority: number }>(tx, text, [...values, floor, count]);
-      if (rows.length === 0) break;
+      const cursor = this.lastServed;
+      const { rows } = await this.txQuery<Found>(tx, text(cursor === null), [...values, floor, count, cursor ?? NO_TENANT]);
+      const priority = rows[0]?.priority;
+      if (priority === null || priority === undefined) break;
       const byTenant = new Map<string, WaitingHead[]>();
       for (const row of rows) {
+        if (row.id === null) continue;
         const heads = byTenant.get(row.tenant) ?? [];
         heads.push({ key: row.id, tenant: row.tenant, runAt: Number(row.run_at), id: row.id });
         byTenant.set(row.tenant, heads);
       }
-      const picked = roundRobin(byTenant.values(), count, this.turns);
+      const picked = roundRobin(byTenant.values(), count);
       const kept = room ? room.take(picked, (h) => h.tenant) : picked;
-      // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
       if (kept.length === 0) {
-        floor = Number(rows[0]!.priority);
+        // The tenants walked had nothing to start: walk on from the last of them, unless that was
+        // every tenant; then nothing here fits this claim (e.g. all at their limit): a level down.
+        if (Number(rows[0]!.visited) >= count && rows[0]!.last !== null && ++walks <= 8) this.lastServed = rows[0]!.last;
+        else floor = Number(priority);
         continue;
       }
       const got = await this.startPicked(tx, kept.map((h) => h.id), worker, now);
       // All held by another process's claim: the next claim looks again.
       if (got.length === 0) break;
-      this.turns.served(got.map((r) => tenantKey(r.tenantId)));
+      this.lastServed = tenantKey(got.at(-1)!.tenantId);
       started.push(...got);
     }
     return started;
@@ -791,7 +808,10 @@ export class PostgresStore implements TaskStore {
   /** Counts starts of a rate-limited definition in its window. */
   private async recordStarts(tx: WriteTx, records: readonly TaskRecord[], now: number): Promise<void> {
     if (records.length === 0) return;
-    await this.txQuery(tx, 'INSERT INTO taskyard_starts (name, at) SELECT unnest($1::text[]), $2', [records.map((r) => r.name), now]);
+    await this.txQuery(
+      tx, 'INSERT INTO taskyard_starts (name, at, task_id) SELECT unnest($1::text[]), $2, unnest($3::text[]) ON CONFLICT DO NOTHING',
+      [records.map((r) => r.name), now, records.map((r) => r.id)],
+    );
   }
 
   start(ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]> {

@@ -10,7 +10,7 @@ import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-fil
 import { addTimingsAndQueues, emptyStats, type CountRow, foldCounts } from './stats.js';
 import { listQuery, pageOf } from './list-query.js';
 import { pruneWhere } from './prune.js';
-import { LimitRoom, limited, roundRobin, share, tenantKey, Turns, type WaitingHead } from './fair.js';
+import { LimitRoom, limited, roundRobin, share, tenantKey, type WaitingHead } from './fair.js';
 import { rowToSchedule, SCHEDULE_SQL, scheduleAdvanceValues, scheduleUpdate, scheduleValues } from './schedule-rows.js';
 import type {
   ClaimOptions,
@@ -180,8 +180,11 @@ export class SqliteStore implements TaskStore {
   private countDeltas = new Map<string, number>();
   /** Runs this store claimed and has not seen leave STARTED, by id. */
   private claimed = new Map<string, ClaimedRun>();
-  /** Which tenant's turn it is in fair claims. */
-  private readonly turns = new Turns();
+  /**
+   * The tenant fair claims served last: the next claim starts after it. Kept per process; each
+   * process sharing the ledger takes turns on its own.
+   */
+  private lastServed: string | null = null;
   /** Count deltas of the op being run, kept apart so a failed op leaves no trace. */
   private opDeltas: Array<[string, number]> = [];
   private closed = false;
@@ -556,58 +559,77 @@ export class SqliteStore implements TaskStore {
   }
 
   /**
-   * Due runs round-robin across tenants, highest priority first: at the top priority that has a
-   * due run, the tenants waiting there are found by skipping through the fair index (one seek
-   * each), each gives its oldest due runs, and every tenant's first goes before any tenant's
-   * second. A level is taken again until it is empty or the claim is full, then the next one.
+   * Due runs round-robin across tenants, highest priority first. At the top priority that has a
+   * due run, the tenants waiting there are walked in turn through the fair index (one seek each),
+   * starting after the tenant this store served last and wrapping around, until
+   * `need` of them have a due run; with fewer tenants than slots, each takes its share. Every
+   * tenant's first run goes before any tenant's second. A level is taken again until it is empty
+   * or the claim is full, then the next one down.
    */
   private claimFair(where: string, values: unknown[], limit: number, room: LimitRoom | null, worker: string, now: number): TaskRecord[] {
     const top = this.cached(
       `SELECT priority FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting WHERE ${where} AND priority < ?
        ORDER BY priority DESC, run_at, id LIMIT 1`,
     ).pluck();
+    // Priority and tenant are fixed, so the fair index is already in run_at, id order.
     const heads = this.cached(
       `SELECT ${ROW_COLUMNS.join(', ')}, rowid, last_event_seq FROM taskyard_tasks INDEXED BY taskyard_tasks_fair
-       WHERE ${where} AND priority = ? AND ${TENANT} = ? ORDER BY run_at, id LIMIT ?`, // priority and tenant are fixed: the index is in this order
+       WHERE ${where} AND priority = ? AND ${TENANT} = ? ORDER BY run_at, id LIMIT ?`,
     ).raw();
+    const headsOf = (priority: number, tenant: string, count: number) =>
+      (heads.all(...values, priority, tenant, count) as unknown[][]).map((key) => ({ key, tenant, runAt: key[21] as number, id: key[0] as string }));
     const started: TaskRecord[] = [];
     let below = Number.MAX_SAFE_INTEGER;
     while (started.length < limit) {
       const priority = top.get(...values, below) as number | undefined;
       if (priority === undefined) break;
       const need = limit - started.length;
-      const tenants = this.waitingTenants(priority).filter((t) => !room || room.forTenant(t) > 0);
-      const each = share(need, tenants.length);
+      const roomOf = (tenant: string) => room?.forTenant(tenant) ?? need;
       const byTenant: Array<Array<WaitingHead & { key: unknown[] }>> = [];
-      for (const tenant of tenants) {
-        const rows = heads.all(...values, priority, tenant, Math.min(each, room?.forTenant(tenant) ?? each)) as unknown[][];
-        byTenant.push(rows.map((key) => ({ key, tenant, runAt: key[21] as number, id: key[0] as string })));
+      const first = this.tenantAfter(priority, this.lastServed) ?? this.tenantAfter(priority, null);
+      let tenant = first;
+      let wrapped = false;
+      while (tenant !== undefined && byTenant.length < need) {
+        if (roomOf(tenant) > 0) {
+          const head = headsOf(priority, tenant, 1);
+          if (head.length > 0) byTenant.push(head);
+        }
+        tenant = this.tenantAfter(priority, tenant) ?? this.tenantAfter(priority, null);
+        if (tenant === first) {
+          wrapped = true;
+          break;
+        }
       }
-      const picked = roundRobin(byTenant, need, this.turns);
+      // Every tenant seen and slots to spare: each takes its share.
+      const each = share(need, byTenant.length);
+      if (wrapped && each > 1) {
+        for (let i = 0; i < byTenant.length; i++) byTenant[i] = headsOf(priority, byTenant[i]![0]!.tenant, Math.min(each, roomOf(byTenant[i]![0]!.tenant)));
+      }
+      const picked = roundRobin(byTenant, need);
       const kept = room ? room.take(picked, (h) => h.tenant) : picked;
       // Nothing left here for this claim (e.g. every tenant at its limit): the next level down.
-      if (kept.length === 0) below = priority;
+      if (kept.length === 0) {
+        below = priority;
+        continue;
+      }
+      this.lastServed = kept.at(-1)!.tenant;
       started.push(...this.startRows(kept.map((h) => h.key), worker, now));
-      this.turns.served(kept.map((h) => h.tenant));
     }
     return started;
   }
 
-  /** Tenants with a waiting run at `priority`: a skip scan of the fair index, one seek per tenant. */
-  private waitingTenants(priority: number): string[] {
-    const first = this.cached(
-      `SELECT ${TENANT} FROM taskyard_tasks INDEXED BY taskyard_tasks_fair WHERE state IN ('PENDING', 'RETRY') AND priority = ?
-       ORDER BY priority DESC, ${TENANT} LIMIT 1`,
-    ).pluck();
-    const next = this.cached(
+  /** The first tenant after `tenant` (or the first of all) with a waiting run at `priority`: one seek of the fair index. */
+  private tenantAfter(priority: number, tenant: string | null): string | undefined {
+    if (tenant === null) {
+      return this.cached(
+        `SELECT ${TENANT} FROM taskyard_tasks INDEXED BY taskyard_tasks_fair WHERE state IN ('PENDING', 'RETRY') AND priority = ?
+         ORDER BY priority DESC, ${TENANT} LIMIT 1`,
+      ).pluck().get(priority) as string | undefined;
+    }
+    return this.cached(
       `SELECT ${TENANT} FROM taskyard_tasks INDEXED BY taskyard_tasks_fair WHERE state IN ('PENDING', 'RETRY') AND priority = ?
        AND ${TENANT} > ? ORDER BY priority DESC, ${TENANT} LIMIT 1`,
-    ).pluck();
-    const tenants: string[] = [];
-    for (let tenant = first.get(priority) as string | undefined; tenant !== undefined; tenant = next.get(priority, tenant) as string | undefined) {
-      tenants.push(tenant);
-    }
-    return tenants;
+    ).pluck().get(priority, tenant) as string | undefined;
   }
 
   /** Room under a definition's limits, read in the claiming transaction (writes are serialized). */
@@ -630,8 +652,8 @@ export class SqliteStore implements TaskStore {
 
   /** Counts starts of a rate-limited definition in its window. */
   private recordStarts(records: readonly TaskRecord[], now: number): void {
-    const insert = this.cached('INSERT INTO taskyard_starts (name, at) VALUES (?, ?)');
-    for (const record of records) insert.run(record.name, now);
+    const insert = this.cached('INSERT INTO taskyard_starts (name, at, task_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+    for (const record of records) insert.run(record.name, now, record.id);
   }
 
   start(ids: readonly string[], worker: string, now: number, limits?: ReadonlyMap<string, RunLimits>): Promise<TaskRecord[]> {

@@ -58,8 +58,8 @@ export const controlMigration: Migration = {
  * - `taskyard_tasks_fair`: waiting runs by priority, then tenant, then run_at and id. A fair claim
  *   walks it to find the tenants waiting at a priority (one seek per tenant) and each tenant's
  *   oldest due runs, without reading the other tenants' runs.
- * - `taskyard_starts`: one row per start of a definition that has a rate limit, kept for its
- *   window only, so counting the starts in a window reads at most `max` rows.
+ * - `taskyard_starts`: one row per start (name, time, run) of a definition that has a rate
+ *   limit, kept for its window only, so counting the starts in a window reads at most `max` rows.
  */
 export const fairMigration: Migration = {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -74,7 +74,9 @@ export const fairMigration: Migration = {
       .createTable('taskyard_starts')
       .addColumn('name', 'text', (c) => c.notNull())
       .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('task_id', 'text', (c) => c.notNull())
+      // Also the index the window is counted with.
+      .addPrimaryKeyConstraint('taskyard_starts_pk', ['name', 'at', 'task_id'])
       .execute();
-    await db.schema.createIndex('taskyard_starts_name_at').on('taskyard_starts').columns(['name', 'at']).execute();
   },
 };
