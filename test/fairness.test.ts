@@ -118,6 +118,25 @@ describe.each(ledgers)('on $kind', ({ make }) => {
     expect(order).toEqual(['X', 'A', 'B', 'A', 'A', 'A']);
   }, 30_000);
 
+  it('claims smaller than the number of tenants take turns: every tenant once before any twice', async () => {
+    const sync = defineTask({ name: 'fair.turns', params: company, retry: false, run: () => null });
+    const ledger = useLedger(make);
+    const { yard, close } = await startYard({ tasks: [sync], store: ledger.open(), execute: false, dir: '.' });
+    cleanups.push(close);
+    // Launched tenant by tenant: by age alone, t0's three runs would go first.
+    for (const tenant of ['t0', 't1', 't2', 't3', 't4']) {
+      await yard.submitMany(Array.from({ length: 3 }, () => ({ name: 'fair.turns', params: { company_id: tenant } })));
+    }
+    const order: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const claimed = await yard.store.claim({ limit: 2, now: Date.now(), worker: 'test', fair: true });
+      order.push(...claimed.map((r) => r.tenantId!));
+    }
+    expect(order.slice(0, 5).sort()).toEqual(['t0', 't1', 't2', 't3', 't4']);
+    expect(order.slice(5, 10).sort()).toEqual(['t0', 't1', 't2', 't3', 't4']);
+    expect(order.slice(10).sort()).toEqual(['t0', 't1', 't2', 't3', 't4']);
+  }, 30_000);
+
   it('tenantConcurrency holds across two yards sharing one ledger, and other tenants still run', async () => {
     const running = new Map<string, number>();
     const peak = new Map<string, number>();
