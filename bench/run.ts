@@ -72,6 +72,7 @@ if (wanted('scaleout')) {
   const so = await scaleOut(SCALEOUT_TASKS, 2, Number(process.env.BENCH_SCALEOUT_CONCURRENCY ?? 25));
   const total = so.workers * so.concurrency;
   add(`tracked BullMQ tasks/s (2 workers x ${so.concurrency})`, so.trackedPerSec, `raw BullMQ, 2 workers x ${so.concurrency}`, so.rawPerSec, ratio(so.trackedPerSec, so.rawPerSec), '>= 0.8x');
+  add(`tracked BullMQ, prefetch ${so.concurrency}, tasks/s`, so.prefetchedPerSec, `raw BullMQ, 2 workers x ${so.concurrency}`, so.rawPerSec, ratio(so.prefetchedPerSec, so.rawPerSec), '>= 0.8x');
   add('tracked BullMQ enqueue->start p50 ms', so.latency.p50, '', '', '', '<= 10 ms');
   add('tracked BullMQ enqueue->start p99 ms', so.latency.p99, '', '', '', '');
   add(`connections during the drain (concurrency ${total})`, `Redis +${so.redisConnections}, PostgreSQL ${so.pgConnections}`, '', '', '', '');

@@ -29,6 +29,8 @@ const noop = defineTask({ name: 'bench.noop', retry: false, async run() { return
 
 export interface ScaleOutResult {
   trackedPerSec: number;
+  /** Tracked again, each worker prefetching `concurrency` more jobs (started ahead of a free slot). */
+  prefetchedPerSec: number;
   rawPerSec: number;
   /** Enqueue (submit) to handler start, idle workers, across processes. */
   latency: LatencySummary;
@@ -117,6 +119,18 @@ async function pgConnections(applicationName: string): Promise<number> {
   }
 }
 
+/** The ledger's rows by state, counted on the table itself (the statistics keep running counts). */
+async function rowsByState(schema: string): Promise<Record<string, number>> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT state, count(*)::int AS n FROM ${schema}.taskyard_tasks GROUP BY state`);
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  } finally {
+    await client.end();
+  }
+}
+
 /** Raw BullMQ: `count` no-op jobs drained by `workers` bare worker processes. */
 async function rawDrain(count: number, workers: number, concurrency: number): Promise<number> {
   const name = `bench-raw-${randomBytes(4).toString('hex')}`;
@@ -156,27 +170,39 @@ export async function scaleOut(count: number, workers = 2, concurrency = 25): Pr
     const queue = new Queue(queueName, { connection: redis, prefix: queueName });
     const env = { BENCH_MODE: 'tracked', BENCH_QUEUE: queueName, BENCH_CONCURRENCY: String(concurrency), BENCH_PG_URL: PG_URL, BENCH_SCHEMA: schema, REDIS_URL };
     let procs: WorkerProc[] = [];
-    try {
+    let redisConnections = 0;
+    let pgConns = 0;
+    /** Submits `count` runs into the paused queue, then times the workers draining them. */
+    const drain = async (workerEnv: Record<string, string>, sample: boolean): Promise<number> => {
       await queue.pause();
       for (let i = 0; i < count; i += 5000) {
         await api.submitMany(Array.from({ length: Math.min(5000, count - i) }, () => ({ name: 'bench.noop' })));
       }
-      procs = await startWorkers(workers, env);
+      const before = (await api.stats()).byState.SUCCESS;
+      procs = await startWorkers(workers, workerEnv);
       const t0 = performance.now();
       await queue.resume();
-      let redisConnections = 0;
-      let pgConns = 0;
-      const sampler = setTimeout(async () => {
-        redisConnections = (await redisClients(redis)) - idleClients;
-        pgConns = await pgConnections('taskyard-bench');
-      }, 500);
+      const sampler = sample
+        ? setTimeout(async () => {
+            redisConnections = (await redisClients(redis)) - idleClients;
+            pgConns = await pgConnections('taskyard-bench');
+          }, 500)
+        : undefined;
       const t1 = await until(() => procs.reduce((n, p) => n + p.done, 0) >= count, 600_000);
       clearTimeout(sampler);
-      if (redisConnections === 0) redisConnections = (await redisClients(redis)) - idleClients;
-      if (pgConns === 0) pgConns = await pgConnections('taskyard-bench');
-      const success = (await api.stats()).byState.SUCCESS;
-      if (success !== count) throw new Error(`ledger shows ${success} SUCCESS, expected ${count}`);
+      if (sample && redisConnections === 0) redisConnections = (await redisClients(redis)) - idleClients;
+      if (sample && pgConns === 0) pgConns = await pgConnections('taskyard-bench');
+      const success = (await api.stats()).byState.SUCCESS - before;
+      if (success !== count) {
+        const rows = await rowsByState(schema);
+        throw new Error(`ledger statistics show ${success} more SUCCESS, expected ${count} (rows by state: ${JSON.stringify(rows)})`);
+      }
       await stopWorkers(procs);
+      return count / ((t1 - t0) / 1000);
+    };
+    try {
+      const trackedPerSec = await drain(env, true);
+      const prefetchedPerSec = await drain({ ...env, BENCH_PREFETCH: String(concurrency) }, false);
 
       // Latency: idle workers, one run at a time, submit to handler start (epoch ms, both sides).
       procs = await startWorkers(workers, { ...env, BENCH_TRACE_STARTS: '1' });
@@ -196,7 +222,8 @@ export async function scaleOut(count: number, workers = 2, concurrency = 25): Pr
         if (i >= 20) latencies.push(started - before);
       }
       return {
-        trackedPerSec: count / ((t1 - t0) / 1000),
+        trackedPerSec,
+        prefetchedPerSec,
         rawPerSec,
         latency: summarize(latencies),
         redisConnections,
