@@ -75,6 +75,9 @@ if (wanted('scaleout')) {
   add(`tracked BullMQ, prefetch ${so.concurrency}, tasks/s`, so.prefetchedPerSec, `raw BullMQ, 2 workers x ${so.concurrency}`, so.rawPerSec, ratio(so.prefetchedPerSec, so.rawPerSec), '>= 0.8x');
   add('tracked BullMQ enqueue->start p50 ms', so.latency.p50, '', '', '', '<= 10 ms');
   add('tracked BullMQ enqueue->start p99 ms', so.latency.p99, '', '', '', '');
+  const cpu = (c: typeof so.cpu.raw) => `${Math.round(c.total)} (workers ${Math.round(c.workers)}, PostgreSQL ${Math.round(c.postgres)}, Redis ${Math.round(c.redis)}, API ${Math.round(c.api)})`;
+  add('CPU ms per 1000 tasks, tracked', cpu(so.cpu.tracked), 'raw BullMQ', cpu(so.cpu.raw), ratio(so.cpu.tracked.total, so.cpu.raw.total), '');
+  add('CPU ms per 1000 tasks, tracked with prefetch', cpu(so.cpu.prefetched), '', '', '', '');
   add(`connections during the drain (concurrency ${total})`, `Redis +${so.redisConnections}, PostgreSQL ${so.pgConnections}`, '', '', '', '');
 }
 
