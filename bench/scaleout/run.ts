@@ -30,8 +30,9 @@ const noop = defineTask({ name: 'bench.noop', retry: false, async run() { return
 
 export interface ScaleOutResult {
   trackedPerSec: number;
-  /** Tracked again, each worker prefetching `concurrency` more jobs (started ahead of a free slot). */
+  /** Tracked again, each worker prefetching `prefetch` more jobs (started ahead of a free slot). */
   prefetchedPerSec: number;
+  prefetch: number;
   rawPerSec: number;
   /** Enqueue (submit) to handler start, idle workers, across processes. */
   latency: LatencySummary;
@@ -220,7 +221,7 @@ async function rawDrain(count: number, workers: number, concurrency: number): Pr
   }
 }
 
-export async function scaleOut(count: number, workers = 2, concurrency = 25): Promise<ScaleOutResult> {
+export async function scaleOut(count: number, workers = 2, concurrency = 25, prefetch = concurrency): Promise<ScaleOutResult> {
   const raw = await rawDrain(count, workers, concurrency);
   return withSchema(async (schema) => {
     const queueName = `bench-tracked-${randomBytes(4).toString('hex')}`;
@@ -270,7 +271,7 @@ export async function scaleOut(count: number, workers = 2, concurrency = 25): Pr
     };
     try {
       const tracked = await drain(env, true);
-      const prefetched = await drain({ ...env, BENCH_PREFETCH: String(concurrency) }, false);
+      const prefetched = await drain({ ...env, BENCH_PREFETCH: String(prefetch) }, false);
 
       // Latency: idle workers, one run at a time, submit to handler start (epoch ms, both sides).
       procs = await startWorkers(workers, { ...env, BENCH_TRACE_STARTS: '1' });
@@ -292,6 +293,7 @@ export async function scaleOut(count: number, workers = 2, concurrency = 25): Pr
       return {
         trackedPerSec: tracked.perSec,
         prefetchedPerSec: prefetched.perSec,
+        prefetch,
         rawPerSec: raw.perSec,
         cpu: { raw: raw.cpu, tracked: tracked.cpu, prefetched: prefetched.cpu },
         latency: summarize(latencies),
