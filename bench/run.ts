@@ -3,7 +3,8 @@
  * Sizes: BENCH_TASKS (default 100000), BENCH_LEDGER_ROWS (default 1000000), BENCH_HTTP_SECONDS (5).
  * Needs Redis on 127.0.0.1:6379 for the BullMQ peer, and PostgreSQL (BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/test) for the scale-out figures (BENCH_SCALEOUT_TASKS, default 50000).
- * BENCH_SCALEOUT_CONCURRENCY (default 25 per worker) sets both sides' concurrency. BENCH_ONLY=embedded,latency,http,reads,scaleout,ledgers
+ * BENCH_SCALEOUT_CONCURRENCY (default 25 per worker) sets both sides' concurrency; BENCH_SCALEOUT_PREFETCH (default: the
+ * concurrency) the tracked workers' prefetch in the second tracked drain. BENCH_ONLY=embedded,latency,http,reads,scaleout,ledgers
  * runs only those sections.
  */
 import { formatTable, peakRss, type Cell } from './lib/stats.js';
@@ -69,11 +70,16 @@ if (wanted('reads')) {
 
 if (wanted('scaleout')) {
   step(`scale-out: ${SCALEOUT_TASKS} no-op tasks, tracked BullMQ (2 worker processes, PostgreSQL ledger) vs raw BullMQ (2 worker processes)`);
-  const so = await scaleOut(SCALEOUT_TASKS, 2, Number(process.env.BENCH_SCALEOUT_CONCURRENCY ?? 25));
+  const scaleOutConcurrency = Number(process.env.BENCH_SCALEOUT_CONCURRENCY ?? 25);
+  const so = await scaleOut(SCALEOUT_TASKS, 2, scaleOutConcurrency, Number(process.env.BENCH_SCALEOUT_PREFETCH ?? scaleOutConcurrency));
   const total = so.workers * so.concurrency;
   add(`tracked BullMQ tasks/s (2 workers x ${so.concurrency})`, so.trackedPerSec, `raw BullMQ, 2 workers x ${so.concurrency}`, so.rawPerSec, ratio(so.trackedPerSec, so.rawPerSec), '>= 0.8x');
+  add(`tracked BullMQ, prefetch ${so.prefetch}, tasks/s`, so.prefetchedPerSec, `raw BullMQ, 2 workers x ${so.concurrency}`, so.rawPerSec, ratio(so.prefetchedPerSec, so.rawPerSec), '>= 0.8x');
   add('tracked BullMQ enqueue->start p50 ms', so.latency.p50, '', '', '', '<= 10 ms');
   add('tracked BullMQ enqueue->start p99 ms', so.latency.p99, '', '', '', '');
+  const cpu = (c: typeof so.cpu.raw) => `${Math.round(c.total)} (workers ${Math.round(c.workers)}, PostgreSQL ${Math.round(c.postgres)}, Redis ${Math.round(c.redis)}, API ${Math.round(c.api)})`;
+  add('CPU ms per 1000 tasks, tracked', cpu(so.cpu.tracked), 'raw BullMQ', cpu(so.cpu.raw), ratio(so.cpu.tracked.total, so.cpu.raw.total), '');
+  add('CPU ms per 1000 tasks, tracked with prefetch', cpu(so.cpu.prefetched), '', '', '', '');
   add(`connections during the drain (concurrency ${total})`, `Redis +${so.redisConnections}, PostgreSQL ${so.pgConnections}`, '', '', '', '');
 }
 

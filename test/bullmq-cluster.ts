@@ -26,7 +26,7 @@ export interface Cluster {
   schema: string;
   api: Taskyard;
   workers: Taskyard[];
-  addWorker(options?: { concurrency?: number; shutdownGraceMs?: number }): Promise<Taskyard>;
+  addWorker(options?: { concurrency?: number; prefetch?: number; shutdownGraceMs?: number }): Promise<Taskyard>;
   /** Whether Redis holds this job (by id). */
   hasJob(jobId: string): Promise<boolean>;
   /** A raw BullMQ queue on the cluster's queue, for adding jobs behind Taskyard's back. */
@@ -80,6 +80,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         redisUrl: REDIS_URL,
         queue,
         concurrency: o.concurrency ?? concurrency,
+        prefetch: o.prefetch,
         sweeper: FAST_SWEEPER,
       });
       workers.push(worker);

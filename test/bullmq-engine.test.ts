@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/core/definition.js';
+import { BullMQEngine } from '../src/engines/bullmq/engine.js';
 import { jobIdOf } from '../src/engines/bullmq/jobs.js';
 import { createWorker } from '../src/engines/bullmq/worker.js';
 import { PostgresStore } from '../src/store/postgres.js';
@@ -60,7 +61,20 @@ const slow = defineTask({
   },
 });
 
-const tasks = [echo, flaky, slow, busyTask];
+/** How many of its runs are in their handler at once, at most. */
+const gauge = { now: 0, max: 0 };
+const gauged = defineTask({
+  name: 'bq.gauged',
+  params: z.object({ ms: z.number() }),
+  async run(p, ctx) {
+    count(ctx.taskId);
+    gauge.max = Math.max(gauge.max, ++gauge.now);
+    await new Promise((resolve) => setTimeout(resolve, p.ms));
+    gauge.now--;
+  },
+});
+
+const tasks = [echo, flaky, slow, gauged, busyTask];
 const tasksModule = tasksModuleUrl(new URL('./fixtures/thread-tasks.ts', import.meta.url).href);
 
 let cluster: Cluster | null = null;
@@ -213,5 +227,58 @@ describe('BullMQ engine', () => {
     expect(Date.now() - started).toBeLessThan(6000);
     const { dropSchema } = await import('./helpers.js');
     await dropSchema('ty_unreachable_redis');
+  });
+});
+
+describe('BullMQ engine with prefetch', () => {
+  const startedCount = async () => (await cluster!.api.stats()).byState.STARTED ?? 0;
+
+  it('starts prefetched runs in the ledger ahead of a slot, and never runs more than concurrency at once', async () => {
+    cluster = await startCluster({ tasks, workers: 0 });
+    gauge.now = gauge.max = 0;
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(await cluster.api.submit('bq.gauged', { ms: 400 }));
+    await cluster.addWorker({ concurrency: 2, prefetch: 2 });
+    // Two running and two started ahead, waiting for a slot.
+    await eventually(async () => expect(await startedCount()).toBe(4), 5000);
+    for (const id of ids) expect(await cluster.api.waitFor(id, 15_000)).toMatchObject({ state: 'SUCCESS', attempt: 1 });
+    expect(gauge.max).toBe(2);
+    for (const id of ids) expect(ran.get(id)).toBe(1);
+  });
+
+  it('a prefetched run cancelled while it waits for a slot never runs and ends REVOKED', async () => {
+    cluster = await startCluster({ tasks, workers: 0 });
+    await cluster.addWorker({ concurrency: 1, prefetch: 1 });
+    const holder = await cluster.api.submit('bq.slow', { ms: 20_000 });
+    await eventually(async () => expect((await cluster!.api.get(holder)).state).toBe('STARTED'), 10_000);
+    const waiting = await cluster.api.submit('bq.echo', { value: 3 });
+    await eventually(async () => expect((await cluster!.api.get(waiting)).state).toBe('STARTED'), 10_000);
+    const answer = await cluster.api.cancel(waiting, { reason: 'not needed' });
+    expect(answer).toMatchObject({ state: 'REVOKED', revokeReason: 'not needed' });
+    await cluster.api.cancel(holder);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ran.get(waiting)).toBeUndefined();
+    expect((await cluster.api.get(waiting)).state).toBe('REVOKED');
+  });
+
+  it('a worker stopping puts its waiting prefetched runs back in the ledger and in Redis; another worker runs them', async () => {
+    cluster = await startCluster({ tasks, workers: 0 });
+    const first = await cluster.addWorker({ concurrency: 1, prefetch: 1, shutdownGraceMs: 200 });
+    const holder = await cluster.api.submit('bq.slow', { ms: 4000 });
+    await eventually(async () => expect((await cluster!.api.get(holder)).state).toBe('STARTED'), 10_000);
+    const waiting = await cluster.api.submit('bq.echo', { value: 4 });
+    await eventually(async () => expect((await cluster!.api.get(waiting)).state).toBe('STARTED'), 10_000);
+    await first.close();
+    expect(await cluster.api.get(waiting)).toMatchObject({ state: 'PENDING', attempt: 0, worker: null });
+    expect(await cluster.hasJob(`${waiting}.1`)).toBe(true);
+    expect(ran.get(waiting)).toBeUndefined();
+    const second = await cluster.addWorker({ concurrency: 2 });
+    for (const id of [holder, waiting]) expect(await cluster.api.waitFor(id, 15_000)).toMatchObject({ state: 'SUCCESS', attempt: 1, worker: second.identity.id });
+    expect(ran.get(waiting)).toBe(1);
+  });
+
+  it('refuses a prefetch that is not a whole number', () => {
+    expect(() => new BullMQEngine({ prefetch: -1 })).toThrow(/prefetch must be an integer >= 0/);
+    expect(() => new BullMQEngine({ prefetch: 1.5 })).toThrow(/prefetch must be an integer >= 0/);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * A worker process for the scale-out benchmark: `raw` is a bare BullMQ Worker with a no-op
  * processor; `tracked` is a Taskyard worker (createWorker) on the PostgreSQL ledger. Both print
- * `ready` once connected and `done <n>` (jobs finished so far) every 50 ms; in tracked mode each
+ * `ready` once connected (BENCH_PREFETCH: the tracked worker's prefetch, default 0) and `done <n>` (jobs finished so far) every 50 ms; in tracked mode each
  * run prints `start <task id> <epoch ms, fractional>` when its handler begins.
  */
 import { performance } from 'node:perf_hooks';
@@ -40,6 +40,7 @@ if (BENCH_MODE === 'raw') {
     redisUrl,
     queue: BENCH_QUEUE,
     concurrency,
+    prefetch: Number(process.env.BENCH_PREFETCH ?? 0),
     logger: pino({ level: 'silent' }),
     pruner: false,
   });

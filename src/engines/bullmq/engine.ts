@@ -4,14 +4,17 @@ import type { AnyTaskDefinition } from '../../core/definition.js';
 import { backendUnavailable } from '../../core/errors.js';
 import type { TaskEvent } from '../../core/events.js';
 import type { TaskRecord } from '../../core/record.js';
+import type { TaskChange } from '../../store/types.js';
 import { DEFAULT_SWEEPER, Sweeper, type SweeperOptions } from '../../maintenance/sweeper.js';
 import type { Broker, BrokerJob, WaitingKind } from '../../maintenance/broker.js';
 import type { MaintenanceService } from '../../maintenance/service.js';
 import { PauseWatch } from '../pauses.js';
+import { revokedChange } from '../execution.js';
 import { RunSupervisor } from '../supervisor.js';
 import type { CancelRequest, Engine, EngineContext, EngineInfo } from '../types.js';
 import { runLimitsByName } from '../limits.js';
 import { BullFairness } from './fairness.js';
+import { RunSlots } from './slots.js';
 import { jobIdOf, jobOf, runningJobIdOf, taskIdOfJob, type JobData } from './jobs.js';
 import { closeConnections, describeRedisUrl, loadBullmq, openConnections, type RedisConnections } from './redis.js';
 
@@ -27,6 +30,13 @@ export interface BullMQEngineOptions {
   worker?: boolean;
   /** Most runs at once in this worker. Default 20. */
   concurrency?: number;
+  /**
+   * Jobs this worker takes from Redis beyond `concurrency`, started in the ledger ahead of a free
+   * slot. Each start is a ledger commit, which otherwise holds a slot while nothing runs: for
+   * short tasks, prefetch keeps the slots busy. A prefetched run is STARTED in the ledger while it
+   * waits for a slot, so keep it 0 (the default) for long tasks.
+   */
+  prefetch?: number;
   /** How long start-up waits for Redis before failing with a clear error. Default 5 s. */
   connectTimeoutMs?: number;
   /** The leader's sweeper, which re-dispatches waiting runs that never reached Redis. */
@@ -62,6 +72,10 @@ export class BullMQEngine implements Engine, Broker {
   private readonly queueName: string;
   private readonly isWorker: boolean;
   private readonly workerConcurrency: number;
+  private readonly prefetch: number;
+  /** With prefetch: the `concurrency` slots that started runs wait for, and the runs waiting. */
+  private slots: RunSlots<CancelRequest | 'stopping'> | null = null;
+  private readonly prefetched = new Map<string, TaskRecord>();
   private readonly connectTimeoutMs: number;
   private readonly sweeperOptions: Partial<SweeperOptions>;
   private readonly fair: boolean;
@@ -95,6 +109,8 @@ export class BullMQEngine implements Engine, Broker {
     this.isWorker = options.worker ?? true;
     this.workerConcurrency = options.concurrency ?? 20;
     if (!Number.isInteger(this.workerConcurrency) || this.workerConcurrency < 1) throw new Error('concurrency must be an integer >= 1');
+    this.prefetch = options.prefetch ?? 0;
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new Error('prefetch must be an integer >= 0');
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.sweeperOptions = options.sweeper ?? {};
     this.fair = options.fair ?? true;
@@ -122,10 +138,11 @@ export class BullMQEngine implements Engine, Broker {
     this.supervisor = new RunSupervisor(context, () => this.scheduleOutcomeFlush());
     this.pauses = new PauseWatch(context.store, context.logger);
     await this.pauses.start();
+    if (this.prefetch > 0) this.slots = new RunSlots(this.workerConcurrency);
     this.worker = new bullmq.Worker<JobData>(this.queueName, (job, token) => this.process(job, token), {
       connection: this.connections!.worker!,
       prefix: this.queueName,
-      concurrency: this.workerConcurrency,
+      concurrency: this.workerConcurrency + this.prefetch,
       // The ledger's leases detect crashed workers; a stalled job is failed (and removed), never
       // re-delivered, and the sweeper dispatches the rescued run.
       maxStalledCount: 0,
@@ -134,7 +151,7 @@ export class BullMQEngine implements Engine, Broker {
     });
     this.worker.on('error', (error) => context.logger.warn({ err: error }, 'BullMQ worker error'));
     await this.worker.waitUntilReady();
-    context.logger.info({ queue: this.queueName, concurrency: this.workerConcurrency, redis: describeRedisUrl(this.redisUrl) }, 'BullMQ worker ready');
+    context.logger.info({ queue: this.queueName, concurrency: this.workerConcurrency, prefetch: this.prefetch, redis: describeRedisUrl(this.redisUrl) }, 'BullMQ worker ready');
   }
 
   /** Opens the Redis connections and the queue (once); a clear error if Redis cannot be reached. */
@@ -266,6 +283,7 @@ export class BullMQEngine implements Engine, Broker {
       }
       return;
     }
+    if (this.slots && !(await this.slotFor(record))) return;
     // The job ends when the run's outcome is decided, not once it is written: the ledger write is
     // group-committed in the background (a crash before it is a lost worker: the rescuer retries
     // the run), so a slot is not held for a commit round trip.
@@ -276,9 +294,48 @@ export class BullMQEngine implements Engine, Broker {
           // A retry is the next attempt: a new, delayed job (the ledger holds the backoff).
           if (applied && change.to === 'RETRY') void this.enqueue([{ ...record, state: 'RETRY', runAt: change.patch.runAt ?? Date.now() }]);
         },
-        resolve,
+        () => {
+          this.slots?.release();
+          resolve();
+        },
       );
     });
+  }
+
+  /**
+   * A prefetched run waits for a slot. False if it will not run here: cancelled meanwhile (the
+   * canceller recorded REVOKED) or the worker is stopping (it goes back to PENDING, and to Redis
+   * once the worker has closed).
+   */
+  private async slotFor(record: TaskRecord): Promise<boolean> {
+    const answer = this.stopping ? { granted: false as const, why: 'stopping' as const } : await this.waitForSlot(record);
+    if (answer.granted) return true;
+    if (answer.why === 'stopping') this.handBack.push(...(await this.requeue([record])));
+    return false;
+  }
+
+  private async waitForSlot(record: TaskRecord) {
+    this.prefetched.set(record.id, record);
+    try {
+      return await this.slots!.take(record.id);
+    } finally {
+      this.prefetched.delete(record.id);
+    }
+  }
+
+  /** A cancel for a prefetched run still waiting for a slot: it never runs, and ends REVOKED now. */
+  private async cancelPrefetched(id: string, request: CancelRequest): Promise<boolean> {
+    const record = this.prefetched.get(id);
+    if (!record || !this.slots!.withdraw(id, request)) return false;
+    await this.ctx!.store.apply([revokedChange(record, request.reason, request.hard)]);
+    return true;
+  }
+
+  /** Started runs that never ran go back to PENDING, as if this attempt never started. */
+  private async requeue(records: TaskRecord[]): Promise<TaskRecord[]> {
+    const now = Date.now();
+    const events = await this.ctx!.store.apply(records.map((record) => requeueChange(record, now)));
+    return records.filter((_, i) => events[i] !== null).map((record) => ({ ...record, state: 'PENDING' as const, attempt: record.attempt - 1, worker: null, startedAt: null, runAt: now }));
   }
 
   /** Whether the job's run is of a paused task type or queue. */
@@ -349,9 +406,16 @@ export class BullMQEngine implements Engine, Broker {
 
   onEvents(events: TaskEvent[]): void {
     this.supervisor?.onEvents(events);
+    if (this.prefetched.size === 0) return;
+    for (const event of events) {
+      if (event.type !== 'cancel_requested' || !this.prefetched.has(event.taskId)) continue;
+      const request = { hard: event.data?.hard === true, reason: typeof event.data?.reason === 'string' ? event.data.reason : null };
+      void this.cancelPrefetched(event.taskId, request).catch((error) => this.ctx?.logger.error({ err: error, task_id: event.taskId }, 'could not record the cancel'));
+    }
   }
 
   async cancelRunning(record: TaskRecord, request: CancelRequest): Promise<boolean> {
+    if (this.prefetched.has(record.id)) return this.cancelPrefetched(record.id, request);
     return (await this.supervisor?.cancel(record.id, request)) ?? false;
   }
 
@@ -380,6 +444,8 @@ export class BullMQEngine implements Engine, Broker {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    // Prefetched runs still waiting never start: each goes back to PENDING (see slotFor).
+    for (const id of this.slots?.waiting ?? []) this.slots!.withdraw(id, 'stopping');
     let requeued: TaskRecord[] = [];
     this.pauses?.stop();
     if (this.worker) {
@@ -395,4 +461,16 @@ export class BullMQEngine implements Engine, Broker {
     this.connections = null;
     this.connecting = null;
   }
+}
+
+/** Back to PENDING, as if this attempt never started (a graceful stop does the same with running work). */
+function requeueChange(record: TaskRecord, now: number): TaskChange {
+  return {
+    id: record.id,
+    to: 'PENDING',
+    from: ['STARTED'],
+    patch: { attempt: record.attempt - 1, worker: null, startedAt: null, runAt: now },
+    event: 'enqueued',
+    data: { requeued: 'shutdown' },
+  };
 }

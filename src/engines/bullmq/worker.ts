@@ -3,7 +3,7 @@ import { createTaskyard, type Taskyard } from '../../taskyard.js';
 import { createStore } from '../../store/index.js';
 import { BullMQEngine, type BullMQEngineOptions } from './engine.js';
 
-export interface WorkerOptions extends Omit<TaskyardOptions, 'engine' | 'execute' | 'dataDir'>, Pick<BullMQEngineOptions, 'redisUrl' | 'queue' | 'concurrency' | 'connectTimeoutMs' | 'sweeper'> {
+export interface WorkerOptions extends Omit<TaskyardOptions, 'engine' | 'execute' | 'dataDir'>, Pick<BullMQEngineOptions, 'redisUrl' | 'queue' | 'concurrency' | 'prefetch' | 'connectTimeoutMs' | 'sweeper'> {
   /** The shared ledger, when `store` is not given: `postgres://...`, or `sqlite:<file>` for workers on one machine. */
   databaseUrl?: string;
 }
@@ -16,10 +16,10 @@ export interface WorkerOptions extends Omit<TaskyardOptions, 'engine' | 'execute
  *   process.on('SIGTERM', () => worker.close()); // finishes running tasks, requeues the rest
  */
 export async function createWorker(options: WorkerOptions): Promise<Taskyard> {
-  const { databaseUrl, redisUrl, queue, concurrency, connectTimeoutMs, sweeper, ...yardOptions } = options;
+  const { databaseUrl, redisUrl, queue, concurrency, prefetch, connectTimeoutMs, sweeper, ...yardOptions } = options;
   if (!yardOptions.store && !databaseUrl) throw new Error('createWorker needs the shared ledger: pass store or databaseUrl');
   const store = yardOptions.store ?? createStore(databaseUrl!);
-  const engine = new BullMQEngine({ redisUrl, queue, concurrency, connectTimeoutMs, sweeper, worker: true });
+  const engine = new BullMQEngine({ redisUrl, queue, concurrency, prefetch, connectTimeoutMs, sweeper, worker: true });
   try {
     return await createTaskyard({ ...yardOptions, store, engine, execute: true });
   } catch (error) {
