@@ -17,6 +17,8 @@ export interface Config {
   pgPoolSize: number;
   apiKeys: ApiKey[];
   concurrency: number;
+  /** BullMQ workers: jobs taken beyond `concurrency`, started in the ledger while they wait for a slot (TASKYARD_WORKER_PREFETCH). */
+  workerPrefetch: number;
   logLevel: string;
   /** The leader's housekeeping: retention and pruning, status sync, orphan cleanup (see maintenanceOf). */
   maintenance: MaintenanceOptions;
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgPoolSize: positiveInt(env, 'TASKYARD_PG_POOL_SIZE', 10),
     apiKeys: parseApiKeys(env.TASKYARD_API_KEYS),
     concurrency,
+    workerPrefetch: nonNegativeInt(env, 'TASKYARD_WORKER_PREFETCH', 0),
     logLevel: env.TASKYARD_LOG_LEVEL || 'info',
     maintenance: maintenanceOf(env),
     bodyLimit: positiveInt(env, 'TASKYARD_BODY_LIMIT', 1024 * 1024),
@@ -154,10 +157,18 @@ function peersOf(env: NodeJS.ProcessEnv): Config['peers'] {
 
 /** An integer >= 1 from the environment, or the default when unset; anything else stops start-up. */
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return wholeNumber(env, name, fallback, 1);
+}
+
+function nonNegativeInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return wholeNumber(env, name, fallback, 0);
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
   const value = env[name];
   if (value === undefined || value.trim() === '') return fallback;
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
-    throw new Error(`${name} must be a whole number >= 1, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < min) {
+    throw new Error(`${name} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }

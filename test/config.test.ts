@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { workerEngine } from '../src/engines/select.js';
 import { defineTask } from '../src/core/definition.js';
 import { Authenticator, isLoopbackAddress, parseApiKeys, type ApiKey } from '../src/http/auth.js';
 import { checkProtectedMode, serve } from '../src/server.js';
@@ -92,6 +93,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: '80a' })).toThrow(/PORT must be a port number/);
     expect(() => loadConfig({ PORT: '70000' })).toThrow(/PORT must be a port number/);
     expect(() => loadConfig({ TASKYARD_CONCURRENCY: '0' })).toThrow(/TASKYARD_CONCURRENCY/);
+    expect(() => loadConfig({ TASKYARD_WORKER_PREFETCH: '-1' })).toThrow(/TASKYARD_WORKER_PREFETCH must be a whole number >= 0/);
+    expect(loadConfig({ TASKYARD_WORKER_PREFETCH: '0' }).workerPrefetch).toBe(0);
+    expect(loadConfig({ TASKYARD_WORKER_PREFETCH: '25' }).workerPrefetch).toBe(25);
+    expect(workerEngine(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', TASKYARD_WORKER_PREFETCH: '7' }))).toMatchObject({ prefetch: 7 });
     expect(() => loadConfig({ TASKYARD_RETENTION: 'forever' })).toThrow();
     expect(() => loadConfig({ DATABASE_URL: 'mysql://db/x' })).toThrow(/DATABASE_URL must look like sqlite:<file>/);
     expect(() => loadConfig({ TASKYARD_API_KEYS: keysJson(ADMIN, ADMIN) })).toThrow(/keys 0 and 1 are the same key/);

@@ -33,5 +33,5 @@ export function startsEngine(config: Config): boolean {
 /** A worker process's engine: BullMQ with this process running tasks. */
 export function workerEngine(config: Config, concurrency = config.concurrency): BullMQEngine {
   if (!config.redisUrl) throw new Error('A worker needs REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379');
-  return new BullMQEngine({ redisUrl: config.redisUrl, queue: config.queue, concurrency, worker: true });
+  return new BullMQEngine({ redisUrl: config.redisUrl, queue: config.queue, concurrency, prefetch: config.workerPrefetch, worker: true });
 }
