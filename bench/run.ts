@@ -10,7 +10,7 @@
  * http,reads,pgreads,flow,scaleout,ledgers runs only those sections. Needs Redis on
  * 127.0.0.1:6379 and PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test).
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { runChild } from './lib/child.js';
 import { formatTable, median, type Cell } from './lib/stats.js';
 import type { LatencySummary } from './lib/stats.js';
@@ -73,9 +73,21 @@ async function pairs<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<Ar
   return out;
 }
 
-step(`${QUICK ? 'quick' : 'full'} run, ${PAIRS} pair(s) per comparison, ${availableParallelism()} cores, Node ${process.version}`);
+/** Runs a wanted section; one that fails says so in the table and the others still run. */
+async function measure(name: string, fn: () => Promise<void>): Promise<void> {
+  if (!wanted(name)) return;
+  try {
+    await fn();
+  } catch (error) {
+    step(`${name} failed: ${(error as Error).stack}`);
+    rows.push({ metric: `${name}: failed (${(error as Error).message})`, verdict: 'NOT MET' });
+  }
+}
 
-if (wanted('embedded')) {
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+step(`${QUICK ? 'quick' : 'full'} run, ${PAIRS} pair(s) per comparison, ${availableParallelism()} cores, Node ${process.version}, load average ${load()}`);
+
+await measure('embedded', async () => {
   step(`embedded throughput, ${TASKS} no-op tasks, against the bare SQLite ledger and raw BullMQ (concurrency 50 each)`);
   const runs: Array<[EmbeddedResult, [ThroughputResult, ThroughputResult]]> = await pairs(
     () => section<EmbeddedResult>('embedded', TASKS),
@@ -89,17 +101,17 @@ if (wanted('embedded')) {
   add('embedded tasks/s, drain only', median(runs.map(([t]) => t.drainPerSec)), {
     peer: 'raw BullMQ drain', peerValue: median(runs.map(([, [, r]]) => r.jobsPerSec)), ratio: median(drain), runs: drain, target: atLeast(1.5, 'x'),
   });
-}
+});
 
-if (wanted('latency')) {
+await measure('latency', async () => {
   step('enqueue-to-start latency, idle, one task at a time');
   const latency = await section<LatencySummary>('enqueue-to-start', 300);
   const bull = await section<LatencySummary>('bullmq-latency', 300);
   add('enqueue->start p50 ms (idle)', latency.p50, { peer: 'raw BullMQ', peerValue: bull.p50 });
   add('enqueue->start p99 ms (idle)', latency.p99, { peer: 'raw BullMQ', peerValue: bull.p99 });
-}
+});
 
-if (wanted('http')) {
+await measure('http', async () => {
   step(`HTTP launch against Fastify hello: ${HTTP_SECONDS} s each, 50 connections, server and autocannon in processes of their own`);
   const runs: Array<[HttpLaunchResult, HttpResult]> = await pairs(() => httpLaunch(HTTP_SECONDS), () => fastifyHello({ duration: HTTP_SECONDS }));
   const ratios = runs.map(([t, h]) => t.requestsPerSec / h.requestsPerSec);
@@ -111,7 +123,7 @@ if (wanted('http')) {
   add('HTTP launch server peak RSS MB', Math.max(...runs.map(([t]) => t.peakRssMb)), { peer: 'Fastify hello', peerValue: Math.max(...runs.map(([, h]) => h.peakRssMb)) });
   const failed = runs.reduce((n, [t]) => n + t.non2xx + t.errors, 0);
   add('HTTP launch non-2xx + errors', failed, { target: atMost(0, '') });
-}
+});
 
 const reads = (store: string, r: LedgerReadResult) => {
   const at = `@${r.rows.toLocaleString('en-US')} runs, ${store}`;
@@ -122,17 +134,17 @@ const reads = (store: string, r: LedgerReadResult) => {
   add(`server peak RSS MB (fill + reads), ${store}`, r.peakRssMb);
 };
 
-if (wanted('reads')) {
+await measure('reads', async () => {
   step(`reads at ${LEDGER_ROWS} runs on SQLite (filling first), ${READ_SAMPLES} requests each, one at a time`);
   reads('SQLite', await ledgerReads({ sqlite: true }, LEDGER_ROWS, READ_SAMPLES));
-}
+});
 
-if (wanted('pgreads')) {
+await measure('pgreads', async () => {
   step(`reads at ${LEDGER_ROWS} runs on PostgreSQL (a fresh schema, filling first), ${READ_SAMPLES} requests each`);
   reads('PostgreSQL', await ledgerReads({ postgres: DATABASE_URL }, LEDGER_ROWS, READ_SAMPLES));
-}
+});
 
-if (wanted('flow')) {
+await measure('flow', async () => {
   step(`${FLOW_TASKS} no-op tasks through a server process (HTTP batches of 500, SQLite ledger), sampling its RSS and the WAL`);
   const f = await flow(FLOW_TASKS);
   const of = `${f.tasks.toLocaleString('en-US')} tasks through the server`;
@@ -141,9 +153,9 @@ if (wanted('flow')) {
   add('WAL MB at the end', f.walEndMb, { target: atMost(64, ' MB') });
   add('ledger file MB at the end', f.ledgerMb);
   add('tasks/s, launched over HTTP and run', f.tasksPerSec);
-}
+});
 
-if (wanted('scaleout')) {
+await measure('scaleout', async () => {
   step(`scale-out: ${SCALEOUT_TASKS} no-op tasks, tracked BullMQ (2 worker processes, PostgreSQL ledger) vs raw BullMQ (2 worker processes)`);
   const so = await scaleOut(SCALEOUT_TASKS, 2, Number(process.env.BENCH_SCALEOUT_CONCURRENCY ?? 25));
   const total = so.workers * so.concurrency;
@@ -153,9 +165,9 @@ if (wanted('scaleout')) {
   add('tracked BullMQ enqueue->start p50 ms', so.latency.p50, { target: atMost(10, ' ms') });
   add('tracked BullMQ enqueue->start p99 ms', so.latency.p99);
   add(`connections during the drain (concurrency ${total})`, `Redis +${so.redisConnections}, PostgreSQL ${so.pgConnections}`);
-}
+});
 
-if (wanted('ledgers')) {
+await measure('ledgers', async () => {
   step(`local engine on the PostgreSQL store, ${PG_TASKS} no-op tasks, and a bare pg ledger`);
   const onPg = await postgresThroughput(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', PG_TASKS);
   add('local engine on PostgreSQL tasks/s', onPg.taskyard.tasksPerSec, { peer: 'bare pg ledger', peerValue: onPg.bare, ratio: onPg.taskyard.tasksPerSec / onPg.bare, target: atLeast(0.5, 'x') });
@@ -163,10 +175,10 @@ if (wanted('ledgers')) {
   step(`two worker processes on one SQLite file vs one, ${MP_TASKS} no-op tasks each, twice interleaved`);
   const mp = await sqliteProcesses(MP_TASKS);
   add('2 processes, one SQLite file, tasks/s', mp.two, { peer: '1 process, same file', peerValue: mp.one, ratio: mp.two / mp.one, target: atLeast(0.8, 'x') });
-}
+});
 
 console.log(formatTable(rows));
 const missed = rows.filter((r) => r.verdict === 'NOT MET').length;
 const judgedCount = rows.filter((r) => r.verdict).length;
-console.log(`\n${judgedCount - missed} of ${judgedCount} targets met${QUICK ? ' (quick mode: sizes too small to judge)' : ''}.`);
+console.log(`\n${judgedCount - missed} of ${judgedCount} targets met${QUICK ? ' (quick mode: sizes too small to judge)' : ''}; load average at the end ${load()}.`);
 process.exit(0);
