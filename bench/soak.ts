@@ -7,7 +7,7 @@
  * server of its own), then launches at SOAK_LOAD (default 0.5) of it, or at SOAK_RATE req/s, for
  * SOAK_SECONDS (default 600). Every 10 s it prints the server's RSS and heap, the ledger and WAL
  * sizes and the launch p99 of those 10 s; at the end, for each, "flat" or "growing" from the
- * last third of the series against the middle third. SOAK_RETENTION (default: a fifth of the
+ * last third of the series against the middle third. SOAK_RETENTION_SECONDS (default: a fifth of the
  * run, at most 2m) is how long finished runs are kept; the pruner looks four times as often.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
