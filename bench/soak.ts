@@ -95,7 +95,9 @@ const peakMb = await withServer({ reportMs: 1000, pruner }, async (server, url, 
   started = performance.now();
   console.log(['t s', 'RSS MB', 'heap MB', 'ledger MB', 'WAL MB', 'launches/s', 'p99 ms', 'runs done'].join('\t'));
   const r = await runAutocannonWindows(
-    { url: `${url}/api/tasks`, ...LAUNCH, connections: 10, duration: SECONDS, overallRate: rate, windowSeconds: WINDOW_SECONDS },
+    // As many connections as the calibration: a connection has one request in flight, so fewer
+    // would cap the rate below the one asked for whenever latency rises.
+    { url: `${url}/api/tasks`, ...LAUNCH, connections: 50, duration: SECONDS, overallRate: rate, windowSeconds: WINDOW_SECONDS },
     (w) => {
       const point: Point = {
         t: Math.round((performance.now() - started) / 1000),
