@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAutocannon, runAutocannonWindows } from './lib/autocannon.js';
 import { processMemory, startChild, watchMemory, type BenchChild } from './lib/child.js';
-import { formatTable, type Cell } from './lib/stats.js';
+import { formatTable, median, type Cell } from './lib/stats.js';
 import type { BenchServerOptions } from './server.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
@@ -65,16 +65,16 @@ interface Point {
   succeeded: number;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
 /**
- * "flat" when the last third's mean is within 10% of the middle third's (or within `slack`, for
- * figures small enough that 10% is noise: a WAL of a few MB, a p99 of a few ms).
+ * "flat" when the last third's median is within 10% of the middle third's (or within `slack`,
+ * for figures small enough that 10% is noise: a WAL of a few MB, a p99 of a few ms). Medians,
+ * because the heap and the RSS are a garbage collector's sawtooth: a mean moves with where in
+ * the cycle the samples fall, while a leak lifts the whole third.
  */
 function verdict(series: number[], slack: number): { middle: number; last: number; verdict: string } {
   const third = Math.floor(series.length / 3);
-  const middle = mean(series.slice(third, 2 * third));
-  const last = mean(series.slice(2 * third));
+  const middle = median(series.slice(third, 2 * third));
+  const last = median(series.slice(2 * third));
   const flat = last <= middle * 1.1 || last - middle <= slack;
   return { middle, last, verdict: flat ? 'flat' : 'growing' };
 }
