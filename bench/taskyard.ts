@@ -1,16 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { pino } from 'pino';
 import { defineTask, type AnyTaskDefinition } from '../src/core/definition.js';
-import { uuidv7 } from '../src/core/ids.js';
-import type { TaskRecord } from '../src/core/record.js';
 import { LocalEngine } from '../src/engines/local/engine.js';
-import { serve } from '../src/server.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { createTaskyard, type Taskyard } from '../src/taskyard.js';
 import { runAutocannon, type AutocannonSummary } from './lib/autocannon.js';
+import { startChild, watchMemory, type BenchChild } from './lib/child.js';
+import { TENANTS } from './lib/fill.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
+import type { BenchServerOptions } from './server.js';
 
 /** Taskyard's own measurements; bench/run.ts sets them beside the peers measured in the same run. */
 const noop = defineTask({ name: 'bench.noop', retry: false, async run() { return null; } });
@@ -92,21 +94,45 @@ export function enqueueToStart(samples: number): Promise<LatencySummary> {
   });
 }
 
-/** HTTP launch under autocannon (50 connections), server in this process as for the hello peer. */
-export function httpLaunch(duration: number): Promise<AutocannonSummary> {
-  return withYard(50, async (yard) => {
-    const server = await serve({ yard, host: '127.0.0.1', port: 0, apiKeys: [], handleSignals: false });
+/** A SQLite ledger file in a fresh directory, removed afterwards (with its -wal and -shm). */
+async function withLedgerFile<T>(fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskyard-bench-'));
+  try {
+    return await fn(join(dir, 'taskyard.db'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts bench/server.ts and waits until it listens. */
+async function startServer(options: BenchServerOptions): Promise<{ child: BenchChild; url: string; ids: string[]; fillSeconds: number }> {
+  const child = startChild('server.ts', [JSON.stringify(options)]);
+  try {
+    const ready = await child.next<{ url: string; ids: string[]; fillSeconds: number }>('ready');
+    return { child, ...ready };
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+}
+
+export interface HttpLaunchResult extends AutocannonSummary {
+  /** The server process's peak RSS, MB. */
+  peakRssMb: number;
+}
+
+const LAUNCH = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ task_type: 'bench.noop', params: {} }) };
+
+/** HTTP launch: the server (SQLite ledger, local engine) in one process, autocannon in another. */
+export function httpLaunch(duration: number, connections = 50): Promise<HttpLaunchResult> {
+  return withLedgerFile(async (sqlite) => {
+    const server = await startServer({ sqlite });
     try {
-      return await runAutocannon({
-        url: `${server.url}/api/tasks`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ task_type: 'bench.noop', params: {} }),
-        connections: 50,
-        duration,
-      });
+      const memory = watchMemory(server.child.pid);
+      const r = await runAutocannon({ url: `${server.url}/api/tasks`, ...LAUNCH, connections, duration });
+      return { ...r, peakRssMb: memory.stop() };
     } finally {
-      await server.app.close();
+      await server.child.stop();
     }
   });
 }
@@ -117,65 +143,126 @@ export interface LedgerReadResult {
   getById: LatencySummary;
   filteredList: LatencySummary;
   statistics: LatencySummary;
+  peakRssMb: number;
 }
 
-const STATES = ['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE', 'REVOKED'] as const;
-const NAMES = ['sii.sync_documents', 'sii.sync_f29', 'calculate_rating', 'accounting.tasks.compare_two_engines_task'];
-/** The filled ledger's task types are registered, as in a real deployment, so its categories are known filters. */
-const FILLED = NAMES.map((name) => defineTask({ name, async run() { return null; } }));
+/** A fresh PostgreSQL schema for one ledger, dropped afterwards. */
+async function withSchema<T>(url: string, fn: (schema: string) => Promise<T>): Promise<T> {
+  const schema = `ty_bench_${randomBytes(4).toString('hex')}`;
+  try {
+    return await fn(schema);
+  } finally {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    } finally {
+      await client.end();
+    }
+  }
+}
 
-/** Fills a ledger with `rows` finished runs, then times reads over HTTP, one request at a time. */
-export function ledgerReads(rows: number, samples: number): Promise<LedgerReadResult> {
-  return withYard(
-    1,
-    async (yard) => {
+/**
+ * Fills a ledger with `rows` finished runs (in the server process, through its store), then times
+ * reads over HTTP from this process, one request at a time: a run by id, a filtered list (tenant +
+ * state + category) and the statistics.
+ */
+export function ledgerReads(
+  ledger: { sqlite: true } | { postgres: string },
+  rows: number,
+  samples: number,
+  budgetSeconds = Infinity,
+): Promise<LedgerReadResult> {
+  const measure = async (options: BenchServerOptions) => {
+    const server = await startServer({ ...options, fill: rows, execute: false });
+    const memory = watchMemory(server.child.pid);
+    const time = async (url: () => string) => {
+      const out: number[] = [];
+      const deadline = performance.now() + budgetSeconds * 1000;
+      // A read far over its target would take the whole run at `samples` requests: past the
+      // budget it stops early (at least READ_MIN_SAMPLES), and the count says so.
+      for (let i = 0; i < samples + READ_WARMUP; i++) {
+        if (performance.now() > deadline && out.length >= READ_MIN_SAMPLES) break;
+        const s = performance.now();
+        const target = url();
+        const res = await fetch(target);
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`${target} answered ${res.status}`);
+        if (i >= READ_WARMUP) out.push(performance.now() - s);
+      }
+      return summarize(out);
+    };
+    try {
+      let k = 0;
+      const getById = await time(() => `${server.url}/api/tasks/${server.ids[k++ % server.ids.length]}`);
+      const filteredList = await time(() => `${server.url}/api/tasks/?company_id=${k++ % TENANTS}&state=FAILURE&category=sii&limit=50`);
+      const statistics = await time(() => `${server.url}/api/tasks/statistics/`);
+      return { rows, fillSeconds: server.fillSeconds, getById, filteredList, statistics, peakRssMb: memory.stop() };
+    } finally {
+      await server.child.stop();
+    }
+  };
+  if ('postgres' in ledger) return withSchema(ledger.postgres, (schema) => measure({ postgres: ledger.postgres, schema }));
+  return withLedgerFile((sqlite) => measure({ sqlite }));
+}
+/** Requests before the timed ones, so that the first compilations and cold pages are not the p99. */
+const READ_WARMUP = 20;
+const READ_MIN_SAMPLES = 20;
+
+export interface FlowResult {
+  tasks: number;
+  seconds: number;
+  tasksPerSec: number;
+  /** The server process's peak RSS while the tasks flowed, MB. */
+  peakRssMb: number;
+  /** The largest WAL file seen (sampled every 100 ms) and the WAL at the end, MB. */
+  walPeakMb: number;
+  walEndMb: number;
+  ledgerMb: number;
+}
+
+const FLOW_BATCH = 500;
+const sizeMb = (file: string) => {
+  try {
+    return statSync(file).size / 2 ** 20;
+  } catch {
+    return 0;
+  }
+};
+
+/**
+ * `tasks` no-op tasks through a server process (SQLite ledger, local engine at its default
+ * concurrency): launched over HTTP in batches of 500 from a load-generator process, until the
+ * server has run them all. Samples the server's RSS and the WAL's size meanwhile.
+ */
+export function flow(tasks: number): Promise<FlowResult> {
+  return withLedgerFile(async (sqlite) => {
+    const server = await startServer({ sqlite, reportMs: 250 });
+    let succeeded = 0;
+    let progressAt = performance.now();
+    server.child.each<{ succeeded: number }>('sample', (s) => {
+      if (s.succeeded > succeeded) progressAt = performance.now();
+      succeeded = s.succeeded;
+    });
+    let walPeakMb = 0;
+    const wal = setInterval(() => (walPeakMb = Math.max(walPeakMb, sizeMb(`${sqlite}-wal`))), 100);
+    try {
+      const memory = watchMemory(server.child.pid);
       const t0 = performance.now();
-      const ids: string[] = [];
-      const base = Date.now() - rows;
-      for (let i = 0; i < rows; i += 10_000) {
-        const batch: TaskRecord[] = [];
-        for (let j = i; j < Math.min(rows, i + 10_000); j++) {
-          const at = base + j;
-          const name = NAMES[j % NAMES.length]!;
-          const id = uuidv7(at);
-          if (j % 997 === 0) ids.push(id);
-          batch.push({
-            id, name, category: name.startsWith('accounting.') ? 'reconciliation' : name.split('.')[0]!, displayName: name,
-            state: STATES[j % STATES.length]!, progress: 100, progressMessage: null, tenantId: String(j % 100),
-            params: { company_id: String(j % 100) }, result: { ok: true }, error: null, traceback: null, meta: null,
-            attempt: 1, maxAttempts: 3, priority: 0, queue: 'default', route: 'light', engine: 'local', worker: 'bench',
-            idempotencyKey: null, runAt: at, cancelRequested: null, revokeReason: null, createdAt: at, startedAt: at,
-            finishedAt: at + 5, updatedAt: at + 5,
-          });
-        }
-        await yard.store.insert(batch);
+      const body = JSON.stringify({ tasks: Array.from({ length: FLOW_BATCH }, () => ({ task_type: 'bench.noop', params: {} })) });
+      const launched = await runAutocannon({ url: `${server.url}/api/tasks/batch`, ...LAUNCH, body, connections: 2, amount: Math.ceil(tasks / FLOW_BATCH) });
+      if (launched.non2xx || launched.errors) throw new Error(`flow: ${launched.non2xx} non-2xx, ${launched.errors} errors`);
+      const total = Math.ceil(tasks / FLOW_BATCH) * FLOW_BATCH;
+      while (succeeded < total) {
+        if (performance.now() - progressAt > 60_000) throw new Error(`flow: stuck at ${succeeded} of ${total} runs`);
+        await new Promise((r) => setTimeout(r, 100));
       }
-      const fillSeconds = (performance.now() - t0) / 1000;
-      const server = await serve({ yard, host: '127.0.0.1', port: 0, apiKeys: [], handleSignals: false });
-      const time = async (url: () => string) => {
-        const out: number[] = [];
-        for (let i = 0; i < samples; i++) {
-          const s = performance.now();
-          const res = await fetch(url());
-          await res.arrayBuffer();
-          if (res.status !== 200) throw new Error(`${url()} answered ${res.status}`);
-          out.push(performance.now() - s);
-        }
-        return summarize(out);
-      };
-      try {
-        let k = 0;
-        const getById = await time(() => `${server.url}/api/tasks/${ids[k++ % ids.length]}`);
-        const filteredList = await time(
-          () => `${server.url}/api/tasks/?company_id=${k++ % 100}&state=FAILURE&task_type=sii&limit=50`,
-        );
-        const statistics = await time(() => `${server.url}/api/tasks/statistics/`);
-        return { rows, fillSeconds, getById, filteredList, statistics };
-      } finally {
-        await server.app.close();
-      }
-    },
-    false,
-    FILLED,
-  );
+      const seconds = (performance.now() - t0) / 1000;
+      const peakRssMb = memory.stop();
+      return { tasks: total, seconds, tasksPerSec: total / seconds, peakRssMb, walPeakMb, walEndMb: sizeMb(`${sqlite}-wal`), ledgerMb: sizeMb(sqlite) };
+    } finally {
+      clearInterval(wal);
+      await server.child.stop();
+    }
+  });
 }

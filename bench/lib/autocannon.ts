@@ -1,27 +1,6 @@
-// Thin promise wrapper over autocannon's programmatic API.
-// autocannon ships no types, so we load it through createRequire with a minimal local type
-// (only the fields we read) instead of an ambient module declaration.
-import { createRequire } from 'node:module';
-
-interface Histogram {
-  average: number;
-  p50: number;
-  p99: number;
-  total?: number;
-}
-interface AutocannonResult {
-  requests: Histogram;
-  latency: Histogram;
-  duration: number;
-  non2xx: number;
-  errors: number;
-}
-type Autocannon = (
-  opts: Record<string, unknown>,
-  cb: (err: Error | null, result: AutocannonResult) => void,
-) => unknown;
-
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+// autocannon, run in a load-generator process of its own (bench/lib/load-generator.ts): the
+// figures are the server's, not the server's minus the load generator's share of its event loop.
+import { runChild, startChild } from './child.js';
 
 export interface AutocannonOptions {
   url: string;
@@ -33,6 +12,8 @@ export interface AutocannonOptions {
   duration?: number;
   /** Total requests to send; takes precedence over duration. */
   amount?: number;
+  /** Requests per second across all connections (default: as fast as the server answers). */
+  overallRate?: number;
 }
 
 export interface AutocannonSummary {
@@ -41,18 +22,35 @@ export interface AutocannonSummary {
   p99: number;
   non2xx: number;
   errors: number;
+  total: number;
+  seconds: number;
 }
+
+export interface LoadWindow {
+  seconds: number;
+  requests: number;
+  perSec: number;
+  p99: number;
+  non2xx: number;
+}
+
+const LOAD_GENERATOR = 'lib/load-generator.ts';
 
 export function runAutocannon(opts: AutocannonOptions): Promise<AutocannonSummary> {
   const { connections = 50, duration = 5, ...rest } = opts;
-  return new Promise((resolve, reject) => {
-    autocannon({ ...rest, connections, duration }, (err, r) => {
-      if (err) return reject(err);
-      // requests.average is the mean of per-second samples; a run shorter than one tick
-      // (small `amount`) has no samples, so fall back to total / duration.
-      const rps =
-        r.requests.average > 0 ? r.requests.average : (r.requests.total ?? 0) / Math.max(r.duration, 1e-9);
-      resolve({ requestsPerSec: rps, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors });
-    });
-  });
+  return runChild<AutocannonSummary>(LOAD_GENERATOR, [JSON.stringify({ ...rest, connections, duration })]);
+}
+
+/** As runAutocannon, and calls `onWindow` with the latency of every `windowSeconds` of the run. */
+export async function runAutocannonWindows(
+  opts: AutocannonOptions & { windowSeconds: number },
+  onWindow: (window: LoadWindow) => void,
+): Promise<AutocannonSummary> {
+  const { connections = 50, duration = 5, ...rest } = opts;
+  const child = startChild(LOAD_GENERATOR, [JSON.stringify({ ...rest, connections, duration })]);
+  child.each<LoadWindow>('window', onWindow);
+  const result = child.next<AutocannonSummary>('result');
+  const code = await child.exited;
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  return result;
 }

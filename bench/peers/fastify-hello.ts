@@ -1,33 +1,32 @@
-// Bare Fastify baseline: the ceiling for any HTTP layer built on Fastify.
-// The server runs in the SAME process as autocannon, on purpose: Taskyard's HTTP figure is
-// measured the same way, so both share the load generator's CPU cost and the ratio stays fair.
-import Fastify from 'fastify';
-import type { AddressInfo } from 'node:net';
+// Bare Fastify baseline: the ceiling for any HTTP layer built on Fastify. Measured exactly as
+// Taskyard's launch is: the server in a process of its own, autocannon in another.
 import { runAutocannon } from '../lib/autocannon.js';
+import { startChild, watchMemory } from '../lib/child.js';
 
 export interface HttpResult {
   requestsPerSec: number;
   p99: number;
+  /** The hello server process's peak RSS, MB. */
+  peakRssMb: number;
 }
 
 export async function fastifyHello(opts: { connections?: number; duration?: number } = {}): Promise<HttpResult> {
-  const app = Fastify({ logger: false });
-  app.get('/hello', async () => ({ hello: 'world' }));
-  app.post('/hello', async (req) => ({ echo: req.body }));
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  const server = startChild('peers/hello-server.ts');
   try {
-    const { port } = app.server.address() as AddressInfo;
+    const { url } = await server.next<{ url: string }>('ready');
+    const memory = watchMemory(server.pid);
     const r = await runAutocannon({
-      url: `http://127.0.0.1:${port}/hello`,
+      url: `${url}/hello`,
       method: 'POST',
       body: JSON.stringify({ name: 'noop', params: { n: 1 } }),
       headers: { 'content-type': 'application/json' },
       connections: opts.connections ?? 50,
       duration: opts.duration ?? 5,
     });
+    const peakRssMb = memory.stop();
     if (r.non2xx || r.errors) throw new Error(`fastifyHello: ${r.non2xx} non-2xx, ${r.errors} errors`);
-    return { requestsPerSec: r.requestsPerSec, p99: r.p99 };
+    return { requestsPerSec: r.requestsPerSec, p99: r.p99, peakRssMb };
   } finally {
-    await app.close();
+    await server.stop();
   }
 }
