@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { schedulesMigration } from './schedules.js';
-import { controlMigration, NO_TENANT } from './common.js';
+import { controlMigration, countersMigration, NO_TENANT } from './common.js';
 
 /**
  * The PostgreSQL ledger's migrations. It starts at the schema the SQLite ledger reached with its
@@ -154,4 +154,6 @@ export const postgresMigrations: Record<string, Migration> = {
   '0006_schedules': schedulesMigration,
   /** Queue control: see `controlMigration` (the same on both ledgers). */
   '0007_control': controlMigration,
+  /** Reads at a million runs: see `countersMigration` (the same on both ledgers). */
+  '0009_counters': countersMigration,
 };

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { schedulesMigration } from './schedules.js';
-import { controlMigration, NO_TENANT } from './common.js';
+import { controlMigration, countersMigration, NO_TENANT } from './common.js';
 
 /**
  * The SQLite ledger's migrations, written with Kysely's schema builder and run by its Migrator.
@@ -178,4 +178,6 @@ export const sqliteMigrations: Record<string, Migration> = {
   '0006_schedules': schedulesMigration,
   /** Queue control: see `controlMigration` (the same on both ledgers). */
   '0007_control': controlMigration,
+  /** Reads at a million runs: see `countersMigration` (the same on both ledgers). */
+  '0009_counters': countersMigration,
 };
