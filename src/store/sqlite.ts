@@ -41,8 +41,8 @@ export interface SqliteStoreOptions {
 
 /** The WAL file is cut back to this after a checkpoint. */
 export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
-/** This long after a commit the WAL is checkpointed and, when nothing holds it, truncated. */
-const CHECKPOINT_DELAY_MS = 1000;
+/** This long without writing and the WAL is checkpointed and, when nothing holds it, truncated. */
+const IDLE_CHECKPOINT_MS = 1000;
 
 /** The longest the event loop may block in SQLite's own busy handler, per try. */
 const BUSY_SLICE_MS = 20;
@@ -184,6 +184,10 @@ export class SqliteStore implements TaskStore {
   onCommit: (events: TaskEvent[]) => void;
   private readonly inMemory: boolean;
   private checkpointTimer: NodeJS.Timeout | null = null;
+  /** Rows this connection had changed at the last commit, when that number last moved, and the last idle checkpoint. */
+  private changesSeen = 0;
+  private lastWriteAt = 0;
+  private checkpointedAt = 0;
   private stmts!: ReturnType<SqliteStore['prepare']>;
 
   constructor(options: SqliteStoreOptions) {
@@ -201,8 +205,8 @@ export class SqliteStore implements TaskStore {
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
     // The WAL stays bounded: a checkpoint every 2000 frames (32 MiB at 16 KiB pages) while
-    // writing, the file cut back to 64 MiB after one, and to nothing a moment after the last
-    // commit (see checkpointSoon).
+    // writing, the file cut back to 64 MiB after one, and to nothing once the store is idle
+    // (see checkpointWhenIdle).
     this.db.pragma('wal_autocheckpoint = 2000');
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     if (created) restrictSqliteSidecars(options.filename);
@@ -265,6 +269,7 @@ export class SqliteStore implements TaskStore {
         ON CONFLICT (minute, tenant_id) DO UPDATE SET count = count + excluded.count`),
       started: db.prepare(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED'`),
       nextRunAt: db.prepare(`SELECT min(run_at) AS t FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY')`),
+      totalChanges: db.prepare('SELECT total_changes()').pluck(),
       savepoint: db.prepare('SAVEPOINT op'),
       release: db.prepare('RELEASE op'),
       rollback: db.prepare('ROLLBACK TO op'),
@@ -305,7 +310,7 @@ export class SqliteStore implements TaskStore {
     try {
       results = this.commit(batch);
       this.lockedSince = null;
-      this.checkpointSoon();
+      this.checkpointWhenIdle();
     } catch (error) {
       // The transaction itself failed (locked, disk full, I/O error): nothing was written.
       this.txEvents = [];
@@ -326,17 +331,33 @@ export class SqliteStore implements TaskStore {
   }
 
   /**
-   * A moment after a commit, copies the WAL into the database and truncates it, so a quiet
-   * ledger keeps no WAL to speak of. (Engines poll with empty transactions, which write nothing,
-   * so "no commit for a while" would never come; a commit that wrote nothing leaves nothing to copy.)
+   * Once this store has written nothing for a moment, copies the WAL into the database and
+   * truncates it, so a quiet ledger keeps no WAL to speak of. Under steady load it stays out of
+   * the way (a checkpoint stalls the event loop on fsync) and SQLite's own checkpoints bound the
+   * WAL. Engines poll with transactions that write nothing: those do not count as activity.
    */
-  private checkpointSoon(): void {
-    if (this.checkpointTimer || this.inMemory) return;
-    this.checkpointTimer = setTimeout(() => {
-      this.checkpointTimer = null;
-      if (!this.closed) this.checkpoint();
-    }, CHECKPOINT_DELAY_MS);
-    this.checkpointTimer.unref();
+  private checkpointWhenIdle(): void {
+    if (this.inMemory) return;
+    const changes = this.stmts.totalChanges.get() as number;
+    if (changes !== this.changesSeen) {
+      this.changesSeen = changes;
+      this.lastWriteAt = Date.now();
+    }
+    if (this.checkpointTimer || this.lastWriteAt === 0) return;
+    const arm = (delay: number) => {
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = null;
+        if (this.closed) return;
+        const quietFor = Date.now() - this.lastWriteAt;
+        if (quietFor < IDLE_CHECKPOINT_MS) arm(IDLE_CHECKPOINT_MS - quietFor);
+        else if (this.lastWriteAt > this.checkpointedAt) {
+          this.checkpointedAt = Date.now();
+          this.checkpoint();
+        }
+      }, delay);
+      this.checkpointTimer.unref();
+    };
+    arm(IDLE_CHECKPOINT_MS);
   }
 
   /**
