@@ -1049,8 +1049,9 @@ const LOCK_HEADS = `SELECT id, state, name, category, tenant_id, cancel_requeste
   WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
 
 /**
- * $1/$2 the advisory lock, $3 the identity sequence, $4 how many events, $13 the channel to
- * notify (delivered at commit) and $14 this store's id as the payload. `lock` and `block` are
+ * $1/$2 the advisory lock, $3 the identity sequence, $4 how many events, $5-$13 the events,
+ * $14-$18 the count deltas, $19 the channel to notify (delivered at commit), $20 this store's id
+ * as the payload, $21-$23 the finished-per-minute deltas. `lock` and `block` are
  * materialized and every write reads `block`, so nothing is written before the lock is held.
  */
 const FINISH = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1::int, $2::int)),
@@ -1084,7 +1085,7 @@ const PRUNE = `WITH gone AS (
   dropped AS (DELETE FROM taskyard_events WHERE task_id IN (SELECT id FROM gone))
   SELECT name, category, state, tenant_id, finished_at FROM gone`;
 
-/** Where a count of runs finished since `since` splits: the first whole minute, and its start. */
+/** The parameters of `finishedSince` for a window starting at `since`: that time, and the first whole minute after it. */
 const finishedWindow = (since: number): [number, number] => {
   const firstWhole = Math.floor(since / FINISHED_BUCKET_MS) + 1;
   return [since, firstWhole];

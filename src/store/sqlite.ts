@@ -310,7 +310,6 @@ export class SqliteStore implements TaskStore {
     try {
       results = this.commit(batch);
       this.lockedSince = null;
-      this.checkpointWhenIdle();
     } catch (error) {
       // The transaction itself failed (locked, disk full, I/O error): nothing was written.
       this.txEvents = [];
@@ -324,6 +323,7 @@ export class SqliteStore implements TaskStore {
     } finally {
       this.nextSeq = 0; // another process may write before our next transaction
     }
+    this.checkpointWhenIdle();
     const events = this.txEvents;
     this.txEvents = [];
     batch.forEach((item, i) => (results[i]!.ok ? item.resolve(results[i]!.value) : item.reject(results[i]!.value)));
