@@ -15,5 +15,7 @@ plan(`SELECT * FROM taskyard_tasks WHERE tenant_id = ? AND category IN (?, ?) AN
 plan(`SELECT * FROM taskyard_tasks WHERE tenant_id = ? ORDER BY id DESC LIMIT 51`, '7');
 plan(`SELECT count(*) FROM taskyard_tasks INDEXED BY taskyard_tasks_finished WHERE finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ? AND tenant_id IN (?)`, 1, 2, '7');
 plan(`SELECT finished_at - started_at AS d FROM taskyard_tasks INDEXED BY taskyard_tasks_finished WHERE finished_at IS NOT NULL AND finished_at >= ? AND started_at IS NOT NULL AND 1 = 1 ORDER BY finished_at DESC LIMIT 5000`, 1);
+plan(`SELECT finished_at - started_at AS d FROM taskyard_tasks INDEXED BY taskyard_tasks_tenant_finished WHERE finished_at IS NOT NULL AND finished_at >= ? AND started_at IS NOT NULL AND tenant_id IN (?, ?) ORDER BY finished_at DESC LIMIT 5000`, 1, '7', '8');
+plan(`SELECT count(*) FROM taskyard_tasks INDEXED BY taskyard_tasks_tenant_finished WHERE finished_at IS NOT NULL AND finished_at >= ? AND finished_at < ? AND tenant_id IN (?)`, 1, 2, '7');
 await store.close();
 rmSync(dir, { recursive: true, force: true });
