@@ -7,7 +7,7 @@ import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskState } from '../core/states.js';
 import { LedgerSchemaDialect } from './migrations/postgres-dialect.js';
-import { LIVE_STATES, NO_TENANT } from './migrations/common.js';
+import { FINISHED_BUCKET_MS, LIVE_STATES, NO_TENANT } from './migrations/common.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { inScope, json, mayApply, rowToEvent, rowToPause, rowToRecord, type EventRow, type Row } from './codec.js';
 import { addTimingsAndQueues, emptyStats, foldCounts, type CountRow } from './stats.js';
@@ -129,6 +129,7 @@ interface Head {
   tenantId: string | null;
   cancelRequested: string | null;
   worker: string | null;
+  finishedAt: number | null;
 }
 
 /** PostgreSQL text cannot hold NUL; the ledger keeps U+FFFD in its place, on writes and lookups alike. */
@@ -233,6 +234,24 @@ class WriteTx {
     const entry = this.counts.get(key);
     if (entry) entry.delta += delta;
     else this.counts.set(key, { tenant, name, category, state, delta });
+  }
+
+  /** Runs finished per (minute, tenant), keyed like the table's primary key. */
+  readonly finished = new Map<string, { minute: number; tenant: string; delta: number }>();
+
+  /** A run's finish time moved from `before` to `after` (null: not finished): the rolling counts follow. */
+  finishedMoved(tenantId: string | null, before: number | null, after: number | null): void {
+    if (before === after) return;
+    const tenant = tenantId ?? NO_TENANT;
+    const add = (at: number, delta: number) => {
+      const minute = Math.floor(at / FINISHED_BUCKET_MS);
+      const key = `${minute}\u0000${tenant}`;
+      const entry = this.finished.get(key);
+      if (entry) entry.delta += delta;
+      else this.finished.set(key, { minute, tenant, delta });
+    };
+    if (before !== null) add(before, -1);
+    if (after !== null) add(after, 1);
   }
 }
 
@@ -511,12 +530,13 @@ export class PostgresStore implements TaskStore {
    */
   private async finishAndCommit(tx: WriteTx): Promise<void> {
     const { drafts } = tx;
-    if (drafts.length === 0 && tx.counts.size === 0) {
+    if (drafts.length === 0 && tx.counts.size === 0 && tx.finished.size === 0) {
       if (tx.begun) await tx.client.query('COMMIT');
       return;
     }
     const columns = <T>(pick: (d: Draft) => T) => drafts.map(pick);
     const counts = [...tx.counts.values()].filter((c) => c.delta !== 0);
+    const finished = [...tx.finished.values()].filter((f) => f.delta !== 0);
     // Two statements in one message need the simple protocol, which takes no parameters.
     const results = (await tx.client.query((tx.begun ? '' : 'BEGIN;\n') + inline(FINISH, [
       EVENT_LOCK_CLASS, this.eventLock, this.eventSequence, drafts.length,
@@ -528,6 +548,7 @@ export class PostgresStore implements TaskStore {
       counts.map((c) => c.delta),
       drafts.length > 0 ? this.channel : null,
       this.notifier,
+      finished.map((f) => f.minute), finished.map((f) => f.tenant), finished.map((f) => f.delta),
     ]) + ';\nCOMMIT')) as unknown as Array<pg.QueryResult<{ base: number }>>;
     tx.begun = true;
     const base = Number(results[results.length - 2]!.rows[0]!.base);
@@ -554,6 +575,7 @@ export class PostgresStore implements TaskStore {
     return records.map((r) => {
       if (!inserted.delete(r.id)) return null; // the first record with an id is the one written
       tx.count(r.tenantId, r.name, r.category, r.state, 1);
+      tx.finishedMoved(r.tenantId, null, r.finishedAt);
       const data = r.runAt > r.createdAt ? { eta: new Date(r.runAt).toISOString() } : null;
       return tx.record(r.id, 'enqueued', r.state, r, r.createdAt, data, json(data));
     });
@@ -580,7 +602,10 @@ export class PostgresStore implements TaskStore {
     const ids = [...new Set(changes.map((c) => c.change.id))];
     const { rows } = await this.txQuery<Row>(tx, LOCK_HEADS, [ids]);
     const heads = new Map<string, Head>(
-      rows.map((r) => [r.id, { state: r.state, name: r.name, category: r.category, tenantId: r.tenant_id, cancelRequested: r.cancel_requested, worker: r.worker }]),
+      rows.map((r) => [r.id, {
+        state: r.state, name: r.name, category: r.category, tenantId: r.tenant_id, cancelRequested: r.cancel_requested, worker: r.worker,
+        finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+      }]),
     );
     const now = Date.now();
     const writes = new Map<string, { state: TaskState; values: Map<string, unknown> }>();
@@ -594,6 +619,11 @@ export class PostgresStore implements TaskStore {
       writes.set(change.id, write);
       if ('cancelRequested' in change.patch) head.cancelRequested = change.patch.cancelRequested ?? null;
       if ('worker' in change.patch) head.worker = change.patch.worker ?? null;
+      if ('finishedAt' in change.patch) {
+        const finishedAt = change.patch.finishedAt ?? null;
+        tx.finishedMoved(head.tenantId, head.finishedAt, finishedAt);
+        head.finishedAt = finishedAt;
+      }
       head.state = change.to;
       if (change.to !== from) {
         tx.count(head.tenantId, head.name, head.category, from, -1);
@@ -892,10 +922,13 @@ export class PostgresStore implements TaskStore {
       param: (value) => `$${params.push(value)}`,
       nameSet: (names) => `(SELECT unnest($${params.push([...names])}::text[]))`,
     });
-    const { rows } = await this.txQuery<{ name: string; category: string; state: TaskState; tenant_id: string | null }>(
+    const { rows } = await this.txQuery<{ name: string; category: string; state: TaskState; tenant_id: string | null; finished_at: string | null }>(
       tx, PRUNE.replace('$WHERE', where), params,
     );
-    for (const row of rows) tx.count(row.tenant_id, row.name, row.category, row.state, -1);
+    for (const row of rows) {
+      tx.count(row.tenant_id, row.name, row.category, row.state, -1);
+      tx.finishedMoved(row.tenant_id, row.finished_at === null ? null : Number(row.finished_at), null);
+    }
     return rows.length;
   }
 
@@ -984,10 +1017,10 @@ export class PostgresStore implements TaskStore {
          ORDER BY finished_at DESC LIMIT 5000`,
         [tenants, now - 3_600_000],
       ),
+      // Whole minutes from the rolling counts, the partial minute before them from the finished index.
       this.query<{ minute: number; hour: number }>(
-        `SELECT count(*) FILTER (WHERE finished_at >= $3) AS minute, count(*) AS hour FROM taskyard_tasks
-         WHERE finished_at IS NOT NULL AND finished_at >= $2 AND ${tenantFilter}`,
-        [tenants, now - 3_600_000, now - 60_000],
+        `SELECT ${finishedSince('$2', '$3')} AS minute, ${finishedSince('$4', '$5')} AS hour`,
+        [tenants, ...finishedWindow(now - 60_000), ...finishedWindow(now - 3_600_000)],
       ),
       this.query<{ queue: string; state: TaskState; due: boolean; n: number }>(
         `SELECT queue, state, run_at <= $2 AS due, count(*) AS n FROM taskyard_tasks
@@ -1204,12 +1237,13 @@ const INSERT_TASKS = `INSERT INTO taskyard_tasks (${TASK_COLUMNS.map(([c]) => c)
   SELECT * FROM unnest(${TASK_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
   ON CONFLICT DO NOTHING RETURNING id`;
 
-const LOCK_HEADS = `SELECT id, state, name, category, tenant_id, cancel_requested, worker FROM taskyard_tasks
+const LOCK_HEADS = `SELECT id, state, name, category, tenant_id, cancel_requested, worker, finished_at FROM taskyard_tasks
   WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
 
 /**
- * $1/$2 the advisory lock, $3 the identity sequence, $4 how many events, $13 the channel to
- * notify (delivered at commit) and $14 this store's id as the payload. `lock` and `block` are
+ * $1/$2 the advisory lock, $3 the identity sequence, $4 how many events, $5-$13 the events,
+ * $14-$18 the count deltas, $19 the channel to notify (delivered at commit), $20 this store's id
+ * as the payload, $21-$23 the finished-per-minute deltas. `lock` and `block` are
  * materialized and every write reads `block`, so nothing is written before the lock is held.
  */
 const FINISH = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1::int, $2::int)),
@@ -1225,7 +1259,12 @@ const FINISH = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1::int,
     INSERT INTO taskyard_counts AS c (tenant_id, name, category, state, count)
     SELECT n.tenant_id, n.name, n.category, n.state, n.delta
     FROM block, unnest($14::text[], $15::text[], $16::text[], $17::text[], $18::bigint[]) AS n(tenant_id, name, category, state, delta)
-    ON CONFLICT (tenant_id, name, state) DO UPDATE SET count = c.count + excluded.count)
+    ON CONFLICT (tenant_id, name, state) DO UPDATE SET count = c.count + excluded.count),
+  finished AS (
+    INSERT INTO taskyard_finished AS f (minute, tenant_id, count)
+    SELECT n.minute, n.tenant_id, n.delta
+    FROM block, unnest($21::bigint[], $22::text[], $23::bigint[]) AS n(minute, tenant_id, delta)
+    ON CONFLICT (minute, tenant_id) DO UPDATE SET count = f.count + excluded.count)
   SELECT base, CASE WHEN $19::text IS NOT NULL THEN pg_notify($19::text, $20::text) END AS notified FROM block`;
 
 /** Finished runs (skipping rows other transactions hold, and runs this one wrote events for), and their events. */
@@ -1234,9 +1273,21 @@ const PRUNE = `WITH gone AS (
     DELETE FROM taskyard_tasks WHERE id IN (
       SELECT id FROM taskyard_tasks WHERE $WHERE AND id <> ALL($2::text[])
       LIMIT $1 FOR UPDATE SKIP LOCKED)
-    RETURNING id, name, category, state, tenant_id),
+    RETURNING id, name, category, state, tenant_id, finished_at),
   dropped AS (DELETE FROM taskyard_events WHERE task_id IN (SELECT id FROM gone))
-  SELECT name, category, state, tenant_id FROM gone`;
+  SELECT name, category, state, tenant_id, finished_at FROM gone`;
+
+/** The parameters of `finishedSince` for a window starting at `since`: that time, and the first whole minute after it. */
+const finishedWindow = (since: number): [number, number] => {
+  const firstWhole = Math.floor(since / FINISHED_BUCKET_MS) + 1;
+  return [since, firstWhole];
+};
+
+/** Runs finished since `$since` (tenant scope in $1): rolling counts from minute `$first` on, plus the runs before it. */
+const finishedSince = (since: string, first: string) => `((SELECT coalesce(sum(count), 0) FROM taskyard_finished
+    WHERE minute >= ${first}::bigint AND ($1::text[] IS NULL OR tenant_id = ANY($1::text[])))
+  + (SELECT count(*) FROM taskyard_tasks WHERE finished_at IS NOT NULL AND finished_at >= ${since}::bigint
+    AND finished_at < ${first}::bigint * ${FINISHED_BUCKET_MS} AND ($1::text[] IS NULL OR tenant_id = ANY($1::text[]))))`;
 
 /** $1 the task, $2 after this seq, $3 at most this many. */
 /** `?` placeholders as PostgreSQL's `$1, $2, ...` (for statements shared with the SQLite store). */

@@ -3,7 +3,7 @@ import { Kysely, Migrator, SqliteDialect, sql, type MigrationProvider } from 'ky
 import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskState } from '../core/states.js';
-import { LIVE_STATES, NO_TENANT } from './migrations/common.js';
+import { FINISHED_BUCKET_MS, LIVE_STATES, NO_TENANT } from './migrations/common.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import { appliesTo, COLUMNS, inScope, json, mayApply, prepareChange, rowToEvent, rowToPause, rowToRecord, type EventRow, type PreparedChange, type Row } from './codec.js';
 import { createPrivateDatabaseFile, restrictSqliteSidecars } from './private-files.js';
@@ -40,6 +40,11 @@ export interface SqliteStoreOptions {
    */
   lockWaitMs?: number;
 }
+
+/** The WAL file is cut back to this after a checkpoint. */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+/** This long without writing and the WAL is checkpointed and, when nothing holds it, truncated. */
+const IDLE_CHECKPOINT_MS = 1000;
 
 /** The longest the event loop may block in SQLite's own busy handler, per try. */
 const BUSY_SLICE_MS = 20;
@@ -92,6 +97,10 @@ function recordToTuple(r: TaskRecord): unknown[] {
   ];
 }
 
+/** A run's finish time once `change` applies to it. */
+const finishedAfter = (change: TaskChange, before: number | null): number | null =>
+  'finishedAt' in change.patch ? (change.patch.finishedAt ?? null) : before;
+
 /**
  * One task's events, newest first, by following the chain back from seq `?` while the
  * previous seq is above `?`.
@@ -118,6 +127,7 @@ type Head = [
   lastSeq: number | null,
   cancelRequested: string | null,
   worker: string | null,
+  finishedAt: number | null,
 ];
 
 /** A run this store moved to STARTED: enough to record its outcome without reading its row first. */
@@ -128,6 +138,7 @@ interface ClaimedRun {
   tenantId: string | null;
   /** The last event this store wrote for it. */
   lastSeq: number;
+  finishedAt: number | null;
 }
 
 /** The tenant a waiting run takes turns as, written as the fair index has it. */
@@ -187,15 +198,25 @@ export class SqliteStore implements TaskStore {
   private lastServed: string | null = null;
   /** Count deltas of the op being run, kept apart so a failed op leaves no trace. */
   private opDeltas: Array<[string, number]> = [];
+  /** Runs finished per (minute, tenant) of the open transaction, and of the op being run. */
+  private finishedDeltas = new Map<string, number>();
+  private opFinished: Array<[string, number]> = [];
   private closed = false;
   private readonly lockWaitMs: number;
   /** When the current run of lock failures began. */
   private lockedSince: number | null = null;
   onCommit: (events: TaskEvent[]) => void;
+  private readonly inMemory: boolean;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  /** Rows this connection had changed at the last commit, when that number last moved, and the last idle checkpoint. */
+  private changesSeen = 0;
+  private lastWriteAt = 0;
+  private checkpointedAt = 0;
   private stmts!: ReturnType<SqliteStore['prepare']>;
 
   constructor(options: SqliteStoreOptions) {
-    const created = options.filename !== ':memory:' && createPrivateDatabaseFile(options.filename);
+    this.inMemory = options.filename === ':memory:';
+    const created = !this.inMemory && createPrivateDatabaseFile(options.filename);
     this.db = new Database(options.filename);
     // 16 KiB pages (set before WAL, so only a new file takes it): each commit writes every page it
     // touched as one WAL frame, and the group commits here touch a few small regions of each
@@ -207,10 +228,11 @@ export class SqliteStore implements TaskStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
-    // Checkpoints fsync; doing them less often keeps commits cheap (4000 frames: 64 MiB of WAL).
-    // The WAL file is truncated back to the limit after a checkpoint.
-    this.db.pragma('wal_autocheckpoint = 4000');
-    this.db.pragma('journal_size_limit = 268435456');
+    // The WAL stays bounded: a checkpoint every 2000 frames (32 MiB at 16 KiB pages) while
+    // writing, the file cut back to 64 MiB after one, and to nothing once the store is idle
+    // (see checkpointWhenIdle).
+    this.db.pragma('wal_autocheckpoint = 2000');
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     if (created) restrictSqliteSidecars(options.filename);
     this.kysely = new Kysely({ dialect: new SqliteDialect({ database: this.db }) });
     this.onCommit = options.onCommit ?? (() => {});
@@ -219,6 +241,7 @@ export class SqliteStore implements TaskStore {
       const results = batch.map((item) => this.runOp(item));
       this.flushEvents();
       this.flushCounts();
+      this.flushFinished();
       return results;
     });
     // IMMEDIATE: ops read before they write; taking the write lock first means another process
@@ -258,7 +281,7 @@ export class SqliteStore implements TaskStore {
         .prepare(`SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'taskyard_events'), 0),
           coalesce((SELECT max(seq) FROM taskyard_events), 0))`)
         .pluck(),
-      head: db.prepare('SELECT rowid, state, name, category, tenant_id, last_event_seq, cancel_requested, worker FROM taskyard_tasks WHERE id = ?').raw(),
+      head: db.prepare('SELECT rowid, state, name, category, tenant_id, last_event_seq, cancel_requested, worker, finished_at FROM taskyard_tasks WHERE id = ?').raw(),
       start: db.prepare(`UPDATE taskyard_tasks SET state = 'STARTED', attempt = ?, worker = ?, started_at = ?, updated_at = ?,
         progress = 0, progress_message = NULL, last_event_seq = ? WHERE rowid = ?`),
       get: db.prepare('SELECT * FROM taskyard_tasks WHERE id = ?'),
@@ -266,8 +289,11 @@ export class SqliteStore implements TaskStore {
       byKey: db.prepare(`SELECT * FROM taskyard_tasks WHERE coalesce(tenant_id, '${NO_TENANT}') = ? AND idempotency_key = ?`),
       count: db.prepare(`INSERT INTO taskyard_counts (tenant_id, name, category, state, count) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (tenant_id, name, state) DO UPDATE SET count = count + excluded.count`),
+      finished: db.prepare(`INSERT INTO taskyard_finished (minute, tenant_id, count) VALUES (?, ?, ?)
+        ON CONFLICT (minute, tenant_id) DO UPDATE SET count = count + excluded.count`),
       started: db.prepare(`SELECT * FROM taskyard_tasks WHERE state = 'STARTED'`),
       nextRunAt: db.prepare(`SELECT min(run_at) AS t FROM taskyard_tasks WHERE state IN ('PENDING', 'RETRY')`),
+      totalChanges: db.prepare('SELECT total_changes()').pluck(),
       savepoint: db.prepare('SAVEPOINT op'),
       release: db.prepare('RELEASE op'),
       rollback: db.prepare('ROLLBACK TO op'),
@@ -313,6 +339,7 @@ export class SqliteStore implements TaskStore {
       this.txEvents = [];
       this.txEventValues = [];
       this.countDeltas.clear();
+      this.finishedDeltas.clear();
       this.claimed.clear();
       if (this.retryWhenLocked(batch, error)) return;
       for (const item of batch) item.reject(error);
@@ -320,10 +347,57 @@ export class SqliteStore implements TaskStore {
     } finally {
       this.nextSeq = 0; // another process may write before our next transaction
     }
+    this.checkpointWhenIdle();
     const events = this.txEvents;
     this.txEvents = [];
     batch.forEach((item, i) => (results[i]!.ok ? item.resolve(results[i]!.value) : item.reject(results[i]!.value)));
     if (events.length > 0) this.onCommit(events);
+  }
+
+  /**
+   * Once this store has written nothing for a moment, copies the WAL into the database and
+   * truncates it, so a quiet ledger keeps no WAL to speak of. Under steady load it stays out of
+   * the way (a checkpoint stalls the event loop on fsync) and SQLite's own checkpoints bound the
+   * WAL. Engines poll with transactions that write nothing: those do not count as activity.
+   */
+  private checkpointWhenIdle(): void {
+    if (this.inMemory) return;
+    const changes = this.stmts.totalChanges.get() as number;
+    if (changes !== this.changesSeen) {
+      this.changesSeen = changes;
+      this.lastWriteAt = Date.now();
+    }
+    if (this.checkpointTimer || this.lastWriteAt === 0) return;
+    const arm = (delay: number) => {
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = null;
+        if (this.closed) return;
+        const quietFor = Date.now() - this.lastWriteAt;
+        if (quietFor < IDLE_CHECKPOINT_MS) arm(IDLE_CHECKPOINT_MS - quietFor);
+        else if (this.lastWriteAt > this.checkpointedAt) {
+          this.checkpointedAt = Date.now();
+          this.checkpoint();
+        }
+      }, delay);
+      this.checkpointTimer.unref();
+    };
+    arm(IDLE_CHECKPOINT_MS);
+  }
+
+  /**
+   * PASSIVE first (it never waits); only when that copied every frame, TRUNCATE, which then has
+   * nothing left to copy. Another process busy with the file makes it a no-op until next time.
+   * Whether the WAL was emptied.
+   */
+  checkpoint(): boolean {
+    try {
+      const [passive] = this.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+      if (!passive || passive.busy || passive.checkpointed < passive.log) return false;
+      const [truncate] = this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      return truncate?.busy === 0;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -356,11 +430,13 @@ export class SqliteStore implements TaskStore {
     const eventMark = this.txEvents.length;
     const seqMark = this.nextSeq;
     this.opDeltas.length = 0;
+    this.opFinished.length = 0;
     if (item.atomic) this.stmts.savepoint.run();
     try {
       const value = item.op();
       if (item.atomic) this.stmts.release.run();
       for (const [key, delta] of this.opDeltas) this.countDeltas.set(key, (this.countDeltas.get(key) ?? 0) + delta);
+      for (const [key, delta] of this.opFinished) this.finishedDeltas.set(key, (this.finishedDeltas.get(key) ?? 0) + delta);
       return { ok: true, value };
     } catch (error) {
       if (item.atomic) {
@@ -385,6 +461,23 @@ export class SqliteStore implements TaskStore {
       this.stmts.count.run(tenant, name, category, state, delta);
     }
     this.countDeltas.clear();
+  }
+
+  /** A run's finish time moved from `before` to `after` (null: not finished): the rolling counts follow. */
+  private finishedMoved(tenantId: string | null, before: number | null, after: number | null): void {
+    if (before === after) return;
+    const tenant = tenantId ?? NO_TENANT;
+    if (before !== null) this.opFinished.push([`${Math.floor(before / FINISHED_BUCKET_MS)}\u0000${tenant}`, -1]);
+    if (after !== null) this.opFinished.push([`${Math.floor(after / FINISHED_BUCKET_MS)}\u0000${tenant}`, 1]);
+  }
+
+  private flushFinished(): void {
+    for (const [key, delta] of this.finishedDeltas) {
+      if (delta === 0) continue;
+      const [minute, tenant] = key.split('\u0000');
+      this.stmts.finished.run(Number(minute), tenant, delta);
+    }
+    this.finishedDeltas.clear();
   }
 
   /** The seq the next event of this transaction gets. */
@@ -443,6 +536,7 @@ export class SqliteStore implements TaskStore {
         // An idempotency key already used, or a unique key held by a live run: the caller looks it up.
         if (statement.run(tuple).changes === 0) continue;
         this.countDelta(r.tenantId, r.name, r.category, r.state, 1);
+        this.finishedMoved(r.tenantId, null, r.finishedAt);
         const data = r.runAt > r.createdAt ? { eta: new Date(r.runAt).toISOString() } : null;
         events.push(this.recordEvent(r.id, null, 'enqueued', r.state, r.name, r.category, r.tenantId, r.createdAt, data, json(data)));
       }
@@ -474,16 +568,18 @@ export class SqliteStore implements TaskStore {
       if (info.changes === 1) {
         const event = this.recordEvent(change.id, known.lastSeq, change.event, change.to, known.name, known.category, known.tenantId, now, change.data, dataText);
         this.transitioned(change, known.tenantId, known.name, known.category, 'STARTED', seq);
+        this.finishedMoved(known.tenantId, known.finishedAt, finishedAfter(change, known.finishedAt));
         return event;
       }
     }
     const head = this.stmts.head.get(change.id) as Head | undefined;
     if (!head) return null;
-    const [rowid, state, name, category, tenantId, lastSeq, cancelRequested, worker] = head;
+    const [rowid, state, name, category, tenantId, lastSeq, cancelRequested, worker, finishedAt] = head;
     if (!mayApply(change, { state, cancelRequested, worker })) return null;
     this.updateStatement(fields, false).run(change.to, now, seq, ...values, rowid);
     const event = this.recordEvent(change.id, lastSeq, change.event, change.to, name, category, tenantId, now, change.data, dataText);
     this.transitioned(change, tenantId, name, category, state, seq);
+    this.finishedMoved(tenantId, finishedAt, finishedAfter(change, finishedAt));
     return event;
   }
 
@@ -701,7 +797,7 @@ export class SqliteStore implements TaskStore {
       this.countDelta(row.tenant_id, row.name, row.category, 'STARTED', 1);
       const data = { attempt: row.attempt, worker };
       this.recordEvent(row.id, lastSeq, 'started', 'STARTED', row.name, row.category, row.tenant_id, now, data, JSON.stringify(data));
-      this.claimed.set(row.id, { rowid, name: row.name, category: row.category, tenantId: row.tenant_id, lastSeq: seq });
+      this.claimed.set(row.id, { rowid, name: row.name, category: row.category, tenantId: row.tenant_id, lastSeq: seq, finishedAt: row.finished_at });
       return rowToRecord(row);
     });
   }
@@ -715,12 +811,13 @@ export class SqliteStore implements TaskStore {
     return this.write(() => {
       const rows = this.cached(
         `DELETE FROM taskyard_tasks WHERE id IN (SELECT id FROM taskyard_tasks WHERE ${where} LIMIT ?)
-           RETURNING name, category, state, tenant_id, last_event_seq`,
-      ).all(...params, limit) as Array<Pick<Row, 'name' | 'category' | 'state' | 'tenant_id'> & { last_event_seq: number | null }>;
+           RETURNING name, category, state, tenant_id, finished_at, last_event_seq`,
+      ).all(...params, limit) as Array<Pick<Row, 'name' | 'category' | 'state' | 'tenant_id' | 'finished_at'> & { last_event_seq: number | null }>;
       const deleteChain = this.cached(`DELETE FROM taskyard_events WHERE seq IN (${CHAIN}SELECT seq FROM chain)`);
       for (const row of rows) {
         deleteChain.run(row.last_event_seq, 0);
         this.countDelta(row.tenant_id, row.name, row.category, row.state, -1);
+        this.finishedMoved(row.tenant_id, row.finished_at, null);
       }
       return rows.length;
     }, true);
@@ -787,19 +884,27 @@ export class SqliteStore implements TaskStore {
   async stats(scope: TenantScope, now: number): Promise<LedgerStats> {
     if (scope !== '*' && scope.length === 0) return emptyStats();
     const tenantSql = scope === '*' ? sql`1 = 1` : sql`tenant_id IN (${sql.join([...scope])})`;
+    // A few tenants' finished runs are a few ranges of their own index, not a walk through everyone's.
+    const finishedIndex = sql.raw(scope === '*' ? 'taskyard_tasks_finished' : 'taskyard_tasks_tenant_finished');
     const counts = await sql<CountRow>`SELECT name, category, state, tenant_id <> ${NO_TENANT} AS tenanted, sum(count) AS count
       FROM taskyard_counts WHERE ${tenantSql} GROUP BY name, category, state, tenanted`.execute(this.kysely);
     const stats = foldCounts(counts.rows);
 
     const recent = await sql<{ d: number }>`SELECT finished_at - started_at AS d FROM taskyard_tasks
-      INDEXED BY taskyard_tasks_finished
+      INDEXED BY ${finishedIndex}
       WHERE finished_at IS NOT NULL AND finished_at >= ${now - 3_600_000} AND started_at IS NOT NULL AND ${tenantSql}
       ORDER BY finished_at DESC LIMIT 5000`.execute(this.kysely);
 
-    const finished = await sql<{ minute: number; hour: number }>`SELECT
-        sum(CASE WHEN finished_at >= ${now - 60_000} THEN 1 ELSE 0 END) AS minute, count(*) AS hour
-      FROM taskyard_tasks INDEXED BY taskyard_tasks_finished
-      WHERE finished_at IS NOT NULL AND finished_at >= ${now - 3_600_000} AND ${tenantSql}`.execute(this.kysely);
+    // Runs finished since `since`: whole minutes from the rolling counts, the partial minute
+    // before them from the finished index (a minute of runs at most).
+    const finishedSince = (since: number) => {
+      const firstWhole = Math.floor(since / FINISHED_BUCKET_MS) + 1;
+      return sql`(SELECT coalesce(sum(count), 0) FROM taskyard_finished WHERE minute >= ${firstWhole} AND ${tenantSql})
+        + (SELECT count(*) FROM taskyard_tasks INDEXED BY ${finishedIndex} WHERE finished_at IS NOT NULL
+           AND finished_at >= ${since} AND finished_at < ${firstWhole * FINISHED_BUCKET_MS} AND ${tenantSql})`;
+    };
+    const finished = await sql<{ minute: number; hour: number }>`SELECT ${finishedSince(now - 60_000)} AS minute,
+      ${finishedSince(now - 3_600_000)} AS hour`.execute(this.kysely);
 
     const waiting = await sql<{ queue: string; state: TaskState; due: number; n: number }>`SELECT queue, state,
         run_at <= ${now} AS due, count(*) AS n FROM taskyard_tasks INDEXED BY taskyard_tasks_waiting
@@ -954,6 +1059,7 @@ export class SqliteStore implements TaskStore {
     if (this.closed) return;
     if (this.pending.length) this.flush();
     this.closed = true;
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     // Writes still waiting for another process's lock will not be made.
     for (const item of this.pending.splice(0)) item.reject(new Error('Store is closed'));
     this.db.close();

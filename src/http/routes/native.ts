@@ -7,7 +7,7 @@ import type { Attempt } from '../../core/attempts.js';
 import { isTerminal, TASK_STATES } from '../../core/states.js';
 import type { Launched, SubmitRequest, Taskyard } from '../../taskyard.js';
 import { scopeOf } from '../app.js';
-import { iso, taskJson } from '../serialize.js';
+import { iso, launchedJsonSchema, taskJson, taskPageSchema, taskWithAttemptsSchema } from '../serialize.js';
 import { parseInput, queryInt, queryList, queryTime, taskIdParams, taskIdParamsSchema } from '../validation.js';
 
 const launchBody = z
@@ -92,7 +92,7 @@ export function assertKnownCategories(yard: Taskyard, filters: Record<'task_type
 export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
   const tags = ['Tasks'];
 
-  app.get('/api/tasks', { schema: { tags, summary: 'List tasks, newest first', querystring: jsonSchemaOf(listQuery) } }, async (request) => {
+  app.get('/api/tasks', { schema: { tags, summary: 'List tasks, newest first', querystring: jsonSchemaOf(listQuery), response: { 200: taskPageSchema } } }, async (request) => {
     const q = parseInput(listQuery, request.query, 'query');
     assertKnownCategories(yard, { task_type: q.task_type, category: q.category });
     const tenantId = q.tenant_id ?? q.company_id;
@@ -118,7 +118,7 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.post('/api/tasks', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody) } }, async (request, reply) => {
+  app.post('/api/tasks', { schema: { tags, summary: 'Launch a task', body: jsonSchemaOf(launchBody), response: { 200: launchedJsonSchema, 202: launchedJsonSchema } } }, async (request, reply) => {
     const body = parseInput(launchBody, request.body, 'body');
     const [launched] = await yard.launchEach([toSubmit(body)], scopeOf(request));
     // 202: a new run was accepted; 200: an earlier run answers (idempotency key, unique or cache).
@@ -178,7 +178,7 @@ export function nativeRoutes(app: FastifyInstance, yard: Taskyard): void {
     };
   });
 
-  app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdParamsSchema } }, async (request) => {
+  app.get('/api/tasks/:task_id', { schema: { tags, summary: 'The whole record of one task', params: taskIdParamsSchema, response: { 200: taskWithAttemptsSchema } } }, async (request) => {
     const { task_id } = parseInput(taskIdParams, request.params, 'query');
     const scope = scopeOf(request);
     const record = await yard.get(task_id, scope);

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { schedulesMigration } from './schedules.js';
-import { controlMigration, fairMigration, NO_TENANT } from './common.js';
+import { controlMigration, countersMigration, fairMigration, NO_TENANT } from './common.js';
 
 /**
  * The SQLite ledger's migrations, written with Kysely's schema builder and run by its Migrator.
@@ -180,4 +180,6 @@ export const sqliteMigrations: Record<string, Migration> = {
   '0007_control': controlMigration,
   /** Fairness and limits: see `fairMigration` (the same on both ledgers). */
   '0008_fair': fairMigration,
+  /** Reads at a million runs: see `countersMigration` (the same on both ledgers). */
+  '0009_counters': countersMigration,
 };
