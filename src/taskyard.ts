@@ -742,23 +742,24 @@ export class Taskyard {
     const now = Date.now();
     const live = record.uniqueKey ? await this.store.findLive(record.uniqueKey) : null;
     if (live) throw conflict(`Task ${id} is unique and run ${live.id} with the same key is ${live.state}; it cannot be retried until that run ends`);
+    const patch = {
+      maxAttempts: record.attempt + budget,
+      result: null,
+      progress: 0,
+      progressMessage: null,
+      startedAt: null,
+      finishedAt: null,
+      runAt: now,
+      worker: null,
+      revokeReason: null,
+      cancelRequested: null,
+    };
     const [event] = await this.store.apply([
       {
         id,
         to: 'PENDING',
         from: ['FAILURE', 'REVOKED'],
-        patch: {
-          maxAttempts: record.attempt + budget,
-          result: null,
-          progress: 0,
-          progressMessage: null,
-          startedAt: null,
-          finishedAt: null,
-          runAt: now,
-          worker: null,
-          revokeReason: null,
-          cancelRequested: null,
-        },
+        patch,
         event: 'enqueued',
         data: { retry: true, previous_state: record.state, attempt: record.attempt },
       },
@@ -768,7 +769,8 @@ export class Taskyard {
       throw error;
     });
     if (!event) throw conflict(`Task ${id} changed state; try again`);
-    const fresh = await this.get(id);
+    // The run as this retry left it, not read back: an engine may have started it meanwhile.
+    const fresh: TaskRecord = { ...record, ...patch, state: 'PENDING', updatedAt: now };
     await this.engine.enqueue([fresh]);
     return fresh;
   }
