@@ -1262,6 +1262,7 @@ function numbered(text: string): string {
  */
 const EVENTS_OF_TYPES = `SELECT (SELECT max(seq) FROM taskyard_events) AS newest, e.*
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-    SELECT * FROM taskyard_events WHERE seq > $1 AND type = ANY($2::text[]) ORDER BY seq LIMIT $3) AS e ON true`;
+    SELECT * FROM taskyard_events WHERE seq > $1 AND type = ANY($2::text[]) ORDER BY seq LIMIT $3) AS e ON true
+  ORDER BY e.seq`;
 
 const TASK_EVENTS = `SELECT * FROM taskyard_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`;
