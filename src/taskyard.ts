@@ -252,7 +252,12 @@ export class Taskyard {
       recorder,
     );
     this.schedules = new Schedules(this.store, this.registry);
-    this.feed = new EventFeed(this.store, (events) => this.deliver(events), this.logger, { pollMs: this.peers.feedPollMs });
+    this.feed = new EventFeed(this.store, (events) => this.deliver(events), this.logger, {
+      pollMs: this.peers.feedPollMs,
+      // Listeners (SSE, metrics, waits) and durable consumers take every event; with none, only
+      // what the engine acts on is read (a BullMQ worker: cancel requests).
+      types: () => (this.bus.size > 0 || this.consumers.size > 0 ? null : (this.engine.eventTypes ?? null)),
+    });
     this.store.onCommit = (events) => this.committed(events);
   }
 
@@ -406,9 +411,16 @@ export class Taskyard {
     };
   }
 
+  /** Every committed event from now on, to `listener`; the feed reads all of them while it listens. */
+  private listen(listener: TaskEventListener): () => void {
+    const off = this.bus.subscribe(listener);
+    this.feed.widen();
+    return off;
+  }
+
   /** Listens to committed events: one type, or '*' for all. Returns an unsubscribe function. */
   on(type: TaskEventType | '*', listener: TaskEventListener): () => void {
-    return this.bus.subscribe(type === '*' ? listener : (event) => event.type === type && listener(event));
+    return this.listen(type === '*' ? listener : (event) => event.type === type && listener(event));
   }
 
   // ---- launching -----------------------------------------------------------------------
@@ -645,7 +657,7 @@ export class Taskyard {
         off();
         resolve(record);
       };
-      const off = this.bus.subscribe((event) => {
+      const off = this.listen((event) => {
         if (event.taskId === id && isTerminal(event.state)) void this.get(id).then(done, reject);
       });
       this.get(id).then((record) => isTerminal(record.state) && done(record), (error) => {
@@ -708,7 +720,7 @@ export class Taskyard {
     let finish!: () => void;
     const promise = new Promise<void>((resolve) => {
       const timer = setTimeout(() => finish(), timeoutMs);
-      const off = this.bus.subscribe((event) => event.taskId === id && isTerminal(event.state) && finish());
+      const off = this.listen((event) => event.taskId === id && isTerminal(event.state) && finish());
       finish = () => {
         clearTimeout(timer);
         off();

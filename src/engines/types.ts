@@ -1,5 +1,5 @@
 import type { AnyTaskDefinition } from '../core/definition.js';
-import type { TaskEvent } from '../core/events.js';
+import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { TaskRecord } from '../core/record.js';
 import type { TaskRegistry } from '../core/registry.js';
 import type { Broker } from '../maintenance/broker.js';
@@ -83,6 +83,8 @@ export interface Engine {
   pausesChanged?(): Promise<void>;
   /** Engines may react to committed events (e.g. a cancel requested by another process). */
   onEvents?(events: TaskEvent[]): void;
+  /** The event types `onEvents` acts on (absent: all), so a process that needs no others reads no others. */
+  readonly eventTypes?: readonly TaskEventType[];
   /**
    * The engine that will run a new run of this definition, recorded on the run (the hybrid
    * engine routes each definition). Throws a `backend_unavailable` error when it cannot take the

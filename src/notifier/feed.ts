@@ -1,18 +1,26 @@
-import type { TaskEvent } from '../core/events.js';
+import type { TaskEvent, TaskEventType } from '../core/events.js';
 import type { Logger } from '../engines/types.js';
 import type { TaskStore } from '../store/types.js';
 
 export interface EventFeedOptions {
   /** How often to look for events committed by other processes (SQLite has no push). */
   pollMs: number;
+  /**
+   * The event types this process needs from other processes right now, asked before each read;
+   * null (or absent) for all. Events of other types are not read, and the cursor moves past them.
+   */
+  types?: () => readonly TaskEventType[] | null;
 }
+
+const PAGE = 1000;
 
 /**
  * Every committed event, from this process or any other sharing the ledger, handed to `emit`
  * once and in seq order. Own commits go straight through when they follow the last event
  * emitted (always, in a single process); otherwise the gap is read from the ledger first.
  * A poll (or a store's push, where it has one) is only a wake-up: events are always read by
- * cursor, so a missed wake-up delays an event but never loses it.
+ * cursor, so a missed wake-up delays an event but never loses it. Wake-ups during a read are
+ * coalesced: one more read follows it, whatever their number.
  */
 export class EventFeed {
   private cursor = 0;
@@ -22,6 +30,11 @@ export class EventFeed {
   private timer: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
   private stopped = false;
+  /** Set while a read limited to some types is in flight; `widened` says all became needed meanwhile. */
+  private narrowRead: { from: number } | null = null;
+  private widened = false;
+  /** After such a widening, events up to `through` of `types` were emitted already: not again. */
+  private emitted: { through: number; types: readonly TaskEventType[] } | null = null;
 
   constructor(
     private readonly store: TaskStore,
@@ -67,15 +80,22 @@ export class EventFeed {
       });
   }
 
+  /**
+   * Every event is needed from now on (a listener or consumer was added). A read limited to some
+   * types that is in flight may have passed events the newcomer would have been given (committed
+   * before it came): its span is read again, without the events it emitted.
+   */
+  widen(): void {
+    if (this.narrowRead) this.widened = true;
+  }
+
   private async read(): Promise<void> {
-    const PAGE = 1000;
-    for (;;) {
-      const events = (await this.store.events({ afterSeq: this.cursor, limit: PAGE }, '*')).filter((e) => e.seq > this.cursor);
-      if (events.length > 0) {
-        this.cursor = events[events.length - 1]!.seq;
-        this.emit(events);
-      }
-      if (events.length < PAGE) break;
+    const types = this.emitted ? null : (this.options.types?.() ?? null);
+    if (types) {
+      await this.readTypes(types);
+      if (this.emitted) return; // widened: held events wait for the read again
+    } else {
+      await this.readAll();
     }
     // Own events the read did not reach (none, when commits are visible at once) still go out.
     const left = this.held.filter((e) => e.seq > this.cursor);
@@ -83,6 +103,44 @@ export class EventFeed {
     if (left.length > 0) {
       this.cursor = left[left.length - 1]!.seq;
       this.emit(left);
+    }
+  }
+
+  private async readAll(): Promise<void> {
+    for (;;) {
+      const page = (await this.store.events({ afterSeq: this.cursor, limit: PAGE }, '*')).filter((e) => e.seq > this.cursor);
+      if (page.length > 0) this.cursor = page[page.length - 1]!.seq;
+      const events = this.emitted ? page.filter((e) => !this.wasEmitted(e)) : page;
+      if (this.emitted && this.cursor >= this.emitted.through) this.emitted = null;
+      if (events.length > 0) this.emit(events);
+      if (page.length < PAGE) break;
+    }
+  }
+
+  private wasEmitted(event: TaskEvent): boolean {
+    return event.seq <= this.emitted!.through && this.emitted!.types.includes(event.type);
+  }
+
+  private async readTypes(types: readonly TaskEventType[]): Promise<void> {
+    const from = this.cursor;
+    this.narrowRead = { from };
+    this.widened = false;
+    try {
+      for (;;) {
+        const { events, through } = await this.store.eventsOfTypes({ afterSeq: this.cursor, types, limit: PAGE });
+        const page = events.filter((e) => e.seq > this.cursor);
+        // A full page may stop short of `through`: the next page starts after its last event.
+        this.cursor = page.length === PAGE ? page[page.length - 1]!.seq : Math.max(this.cursor, through);
+        if (page.length > 0) this.emit(page);
+        if (page.length < PAGE) break;
+      }
+    } finally {
+      this.narrowRead = null;
+      if (this.widened && this.cursor > from) {
+        this.emitted = { through: this.cursor, types };
+        this.cursor = from;
+        this.readAgain = true;
+      }
     }
   }
 

@@ -31,6 +31,8 @@ import type {
   TaskStore,
   TenantScope,
   WorkerRow,
+  EventTypesPage,
+  EventTypesQuery,
 } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -1206,6 +1208,14 @@ export class PostgresStore implements TaskStore {
     return rows.map(rowToEvent);
   }
 
+  async eventsOfTypes(query: EventTypesQuery): Promise<EventTypesPage> {
+    const rows = await this.query<EventRow & { newest: number | null }>(EVENTS_OF_TYPES, [query.afterSeq, [...query.types], query.limit]);
+    return {
+      events: rows.filter((row) => row.seq !== null).map(rowToEvent),
+      through: Math.max(query.afterSeq, Number(rows[0]?.newest ?? 0)),
+    };
+  }
+
   /** One task's events after `afterSeq`, in seq order, through the (task_id, seq) index. */
   private async taskEvents(query: EventQuery & { taskId: string }, scope: TenantScope): Promise<TaskEvent[]> {
     const rows = await this.query<EventRow>(TASK_EVENTS, [query.taskId, query.afterSeq, query.limit]);
@@ -1295,5 +1305,15 @@ function numbered(text: string): string {
   let n = 0;
   return text.replace(/\?/g, () => `$${++n}`);
 }
+
+/**
+ * $1 after this seq, $2 of these types, $3 at most this many; one statement, so `newest` is from
+ * the page's own snapshot (seqs commit in order under the event lock, so all below it are seen).
+ * Always one row: a row of nulls but `newest` when no event matches.
+ */
+const EVENTS_OF_TYPES = `SELECT (SELECT max(seq) FROM taskyard_events) AS newest, e.*
+  FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT * FROM taskyard_events WHERE seq > $1 AND type = ANY($2::text[]) ORDER BY seq LIMIT $3) AS e ON true
+  ORDER BY e.seq`;
 
 const TASK_EVENTS = `SELECT * FROM taskyard_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`;

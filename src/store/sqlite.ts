@@ -28,6 +28,8 @@ import type {
   TaskStore,
   TenantScope,
   WorkerRow,
+  EventTypesPage,
+  EventTypesQuery,
 } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -1034,6 +1036,16 @@ export class SqliteStore implements TaskStore {
     if (query.category) q = q.where('category', '=', query.category);
     const rows = (await q.orderBy('seq').limit(query.limit).execute()) as EventRow[];
     return rows.map(rowToEvent);
+  }
+
+  async eventsOfTypes(query: EventTypesQuery): Promise<EventTypesPage> {
+    // One read transaction, so the newest seq and the page come from the same snapshot.
+    return this.db.transaction(() => {
+      const newest = this.cached('SELECT max(seq) FROM taskyard_events').pluck().get() as number | null;
+      const rows = this.cached(`SELECT * FROM taskyard_events WHERE seq > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`)
+        .all(query.afterSeq, JSON.stringify(query.types), query.limit) as EventRow[];
+      return { events: rows.map(rowToEvent), through: Math.max(query.afterSeq, newest ?? 0) };
+    })();
   }
 
   /** One task's events: the chain from the task's last event back to `afterSeq`, in seq order. */

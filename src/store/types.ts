@@ -114,6 +114,18 @@ export interface EventQuery {
   category?: string;
 }
 
+export interface EventTypesQuery {
+  afterSeq: number;
+  types: readonly TaskEventType[];
+  limit: number;
+}
+
+export interface EventTypesPage {
+  events: TaskEvent[];
+  /** The newest seq visible to the read (`afterSeq` when there is none newer). */
+  through: number;
+}
+
 export type FinishedState = 'SUCCESS' | 'FAILURE' | 'REVOKED';
 
 /**
@@ -225,6 +237,12 @@ export interface TaskStore {
   /** Earliest `runAt` of a waiting run, to know when to wake up. */
   nextRunAt(): Promise<number | null>;
   events(query: EventQuery, scope: TenantScope): Promise<TaskEvent[]>;
+  /**
+   * The event feed's read when a process needs only some event types: the first `limit` events
+   * after `afterSeq` of these types, and `through`, the newest seq the same statement saw (every
+   * event up to it is committed and was considered), so the reader's cursor moves past the rest.
+   */
+  eventsOfTypes(query: EventTypesQuery): Promise<EventTypesPage>;
   /** The newest event seq committed so far (0 for an empty log). */
   lastSeq(): Promise<number>;
   /** Writes (or renews) a process's row. */

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Job, Queue, Worker } from 'bullmq';
 import type { AnyTaskDefinition } from '../../core/definition.js';
 import { backendUnavailable } from '../../core/errors.js';
-import type { TaskEvent } from '../../core/events.js';
+import type { TaskEvent, TaskEventType } from '../../core/events.js';
 import type { TaskRecord } from '../../core/record.js';
 import type { TaskChange } from '../../store/types.js';
 import { DEFAULT_SWEEPER, Sweeper, type SweeperOptions } from '../../maintenance/sweeper.js';
@@ -403,6 +403,9 @@ export class BullMQEngine implements Engine, Broker {
   async pausesChanged(): Promise<void> {
     await this.pauses?.refresh();
   }
+
+  /** Only a cancel request concerns a BullMQ process (for a run it holds or has prefetched). */
+  readonly eventTypes: readonly TaskEventType[] = ['cancel_requested'];
 
   onEvents(events: TaskEvent[]): void {
     this.supervisor?.onEvents(events);
