@@ -12,57 +12,13 @@ import type { TaskRecord } from '../src/core/record.js';
 import { BullMQEngine } from '../src/engines/bullmq/engine.js';
 import { cancelRequestChange } from '../src/engines/execution.js';
 import { EventFeed } from '../src/notifier/feed.js';
-import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { TaskStore } from '../src/store/types.js';
 import { createTaskyard, type Taskyard } from '../src/taskyard.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema, tempDir, eventually } from './helpers.js';
+import { eventually, tempDir } from './helpers.js';
+import { ledgerHarnesses, type Ledger } from './ledgers.js';
 
-interface Ledger {
-  open(): Promise<TaskStore>;
-  dispose(): Promise<void>;
-}
-
-const ledgers: Array<[string, () => Ledger]> = [
-  [
-    'sqlite',
-    () => {
-      const temp = tempDir();
-      const stores: TaskStore[] = [];
-      return {
-        async open() {
-          const store = new SqliteStore({ filename: join(temp.dir, 'ledger.db') });
-          stores.push(store);
-          await store.migrate();
-          return store;
-        },
-        async dispose() {
-          for (const store of stores) await store.close();
-          await temp.cleanup();
-        },
-      };
-    },
-  ],
-  [
-    'postgres',
-    () => {
-      const schema = freshSchema();
-      const stores: TaskStore[] = [];
-      return {
-        async open() {
-          const store = new PostgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 3 });
-          stores.push(store);
-          await store.migrate();
-          return store;
-        },
-        async dispose() {
-          for (const store of stores) await store.close();
-          await dropSchema(schema);
-        },
-      };
-    },
-  ],
-];
+const ledgers = ledgerHarnesses;
 
 function record(): TaskRecord {
   const now = Date.now() - 1000;

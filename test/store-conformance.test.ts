@@ -2,63 +2,15 @@
  * One contract, two stores: every test here runs on a fresh SQLite file and on a fresh PostgreSQL
  * schema, so the stores cannot drift apart.
  */
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskEvent } from '../src/core/events.js';
 import { uuidv7 } from '../src/core/ids.js';
 import type { TaskRecord } from '../src/core/record.js';
 import type { TaskState } from '../src/core/states.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { SqliteStore } from '../src/store/sqlite.js';
 import type { TaskChange, TaskStore } from '../src/store/types.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema, tempDir } from './helpers.js';
+import { ledgerHarnesses, type Ledger } from './ledgers.js';
 
-/** A fresh, empty ledger, and a way to open more stores on the same database (other processes). */
-interface Ledger {
-  open(onCommit?: (events: TaskEvent[]) => void): Promise<TaskStore>;
-  dispose(): Promise<void>;
-}
-
-const harnesses: Array<[string, () => Ledger]> = [
-  [
-    'sqlite',
-    () => {
-      const temp = tempDir();
-      const stores: TaskStore[] = [];
-      return {
-        async open(onCommit) {
-          const store = new SqliteStore({ filename: join(temp.dir, 'ledger.db'), onCommit });
-          stores.push(store);
-          await store.migrate();
-          return store;
-        },
-        async dispose() {
-          for (const store of stores) await store.close();
-          await temp.cleanup();
-        },
-      };
-    },
-  ],
-  [
-    'postgres',
-    () => {
-      const schema = freshSchema();
-      const stores: TaskStore[] = [];
-      return {
-        async open(onCommit) {
-          const store = new PostgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 3, onCommit });
-          stores.push(store);
-          await store.migrate();
-          return store;
-        },
-        async dispose() {
-          for (const store of stores) await store.close();
-          await dropSchema(schema);
-        },
-      };
-    },
-  ],
-];
+const harnesses = ledgerHarnesses;
 
 function record(overrides: Partial<TaskRecord> = {}): TaskRecord {
   const now = overrides.createdAt ?? Date.now() - 1000;
