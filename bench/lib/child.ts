@@ -21,17 +21,17 @@ export interface BenchChild {
   stop(): Promise<void>;
 }
 
-/** Starts `node --import tsx <file> ...args` from the repository root. */
-export function startChild(file: string, args: string[] = [], env: Record<string, string> = {}): BenchChild {
-  // BENCH_CPU_PROF=<dir> profiles every bench child (servers, sections), to find where the time goes.
+/**
+ * `node --import tsx <path> ...args` from the repository root, stdout piped, stderr inherited.
+ * BENCH_CPU_PROF=<dir> profiles every bench child (servers, sections, workers).
+ */
+export function spawnTsx(path: string, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', fileURLToPath(new URL(`../${file}`, import.meta.url)), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const listeners = new Map<string, Array<(value: unknown) => void>>();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return spawn(process.execPath, [...profile, '--import', 'tsx', path, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+/** Calls `fn` with each whole line the child prints on stdout. */
+export function eachLine(child: ChildProcess, fn: (line: string) => void): void {
   let buffer = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
@@ -39,16 +39,26 @@ export function startChild(file: string, args: string[] = [], env: Record<string
     while ((end = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 1);
-      const space = line.indexOf(' ');
-      const kind = space < 0 ? line : line.slice(0, space);
-      const fns = listeners.get(kind);
-      if (!fns) {
-        process.stderr.write(`${line}\n`);
-        continue;
-      }
-      const value = space < 0 ? null : JSON.parse(line.slice(space + 1));
-      for (const fn of fns) fn(value);
+      fn(line);
     }
+  });
+}
+
+/** Starts `node --import tsx <file> ...args` from the repository root. */
+export function startChild(file: string, args: string[] = [], env: Record<string, string> = {}): BenchChild {
+  const child = spawnTsx(fileURLToPath(new URL(`../${file}`, import.meta.url)), args, env);
+  const listeners = new Map<string, Array<(value: unknown) => void>>();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  eachLine(child, (line) => {
+    const space = line.indexOf(' ');
+    const kind = space < 0 ? line : line.slice(0, space);
+    const fns = listeners.get(kind);
+    if (!fns) {
+      process.stderr.write(`${line}\n`);
+      return;
+    }
+    const value = space < 0 ? null : JSON.parse(line.slice(space + 1));
+    for (const fn of fns) fn(value);
   });
   const each = <T>(kind: string, fn: (value: T) => void) => {
     listeners.set(kind, [...(listeners.get(kind) ?? []), fn as (value: unknown) => void]);

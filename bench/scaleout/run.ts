@@ -7,7 +7,7 @@
  * processes connect, then the queue is resumed and the clock runs until every job is done (for
  * Taskyard: every run SUCCESS in the ledger, which a job completes only after).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
+import { eachLine, spawnTsx } from '../lib/child.js';
 import { defineTask } from '../../src/core/definition.js';
 import { BullMQEngine } from '../../src/engines/bullmq/engine.js';
 import { PostgresStore } from '../../src/store/postgres.js';
@@ -25,7 +26,6 @@ import { summarize, type LatencySummary } from '../lib/stats.js';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const noop = defineTask({ name: 'bench.noop', retry: false, async run() { return null; } });
 
 export interface ScaleOutResult {
@@ -54,23 +54,14 @@ interface WorkerProc {
 
 async function startWorkers(n: number, env: Record<string, string>): Promise<WorkerProc[]> {
   const procs = Array.from({ length: n }, () => {
-    // BENCH_CPU_PROF=<dir> profiles the worker processes (--cpu-prof), to find where the time goes.
-    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', WORKER], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnTsx(WORKER, [], env);
     const proc: WorkerProc = { child, done: 0, starts: new Map(), exited: new Promise((resolve) => child.once('exit', () => resolve())) };
-    let buffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let end: number;
-      while ((end = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, end);
-        buffer = buffer.slice(end + 1);
-        if (line.startsWith('done ')) proc.done = Number(line.slice(5));
-        else if (line.startsWith('start ')) {
-          const [, id, at] = line.split(' ');
-          proc.starts.set(id!, Number(at));
-        } else if (line === 'ready') child.emit('ready');
-      }
+    eachLine(child, (line) => {
+      if (line.startsWith('done ')) proc.done = Number(line.slice(5));
+      else if (line.startsWith('start ')) {
+        const [, id, at] = line.split(' ');
+        proc.starts.set(id!, Number(at));
+      } else if (line === 'ready') child.emit('ready');
     });
     return proc;
   });
